@@ -1,0 +1,71 @@
+"""The ``rotelab`` command: one group per capability, each a thin layer over the Python API."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from rotelab.cli_common import (
+    BatchOpt, CacheOpt, DeviceOpt, DtypeOpt, JsonOpt, LongTextOpt, ModelOpt, NoCacheOpt, OutOpt,
+    PickleOpt, QuietOpt, RemoteCodeOpt, finish, open_cache, open_model, open_run,
+)
+from rotelab.errors import RotelabError
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False, help="Measure, locate and control memorization in neural networks.")
+
+
+@app.command()
+def signals(
+    model: ModelOpt,
+    data: Annotated[Path, typer.Option("--data", "-d", help="JSONL with 'text' (and optional 'id').")],
+    out: OutOpt = None,
+    batch_size: BatchOpt = 32,
+    long_text: LongTextOpt = "truncate",
+    device: DeviceOpt = None,
+    dtype: DtypeOpt = "float32",
+    trust_remote_code: RemoteCodeOpt = False,
+    allow_pickle: PickleOpt = False,
+    cache_dir: CacheOpt = None,
+    no_cache: NoCacheOpt = False,
+    json_out: JsonOpt = False,
+    quiet: QuietOpt = False,
+):
+    """Per-token signals of a model over a JSONL file: loss, entropy, greedy hits, coloured tokens."""
+    from rotelab.core.data import read_jsonl
+    from rotelab.core.inspect_signals import SignalsConfig, inspect_signals
+    from rotelab.core.models import resolve_model_dir
+
+    samples = read_jsonl(data)  # validate every input before a run folder exists
+    lm = open_model(model, device=device, dtype=dtype, long_text=long_text, trust_remote_code=trust_remote_code, allow_pickle=allow_pickle)
+    run = open_run(out, "signals", dict(model=model, data=data, batch_size=batch_size, long_text=long_text, dtype=dtype))
+    run.add_input("data", data)
+    run.note("tokenizer", str(resolve_model_dir(model)))
+    result = inspect_signals(lm, samples, run, SignalsConfig(batch_size), cache=open_cache(cache_dir, no_cache), progress=not quiet)
+    finish(run, result, as_json=json_out, quiet=quiet)
+
+
+@app.command()
+def report(run_dir: Annotated[Path, typer.Argument(help="A run folder.")]):
+    """Rebuild a run folder's report.html."""
+    from rotelab.report import build_report
+
+    typer.echo(build_report(run_dir))
+
+
+def main() -> None:
+    """Entry point: user errors are one line on stderr and exit code 2, never a traceback."""
+    try:
+        app()
+    except RotelabError as e:
+        typer.echo(f"error: {e}", err=True)
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        typer.echo("interrupted: finished work is kept; re-run with the same --out to resume", err=True)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""The core every capability stands on: models, signals, generation, statistics, runs."""

@@ -1,0 +1,73 @@
+"""``rotelab signals``: score a model's per-token signals over a JSONL file and show them."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from rotelab.core.cache import SignalCache
+from rotelab.core.data import Sample
+from rotelab.core.models import LanguageModel
+from rotelab.core.runs import RunFolder
+from rotelab.core.signals import compute_signals
+
+
+@dataclass(frozen=True)
+class SignalsConfig:
+    batch_size: int = 32
+
+
+def record_long_text(run: RunFolder, counts) -> None:
+    """Record the long-text counts in the manifest and print them once (never silent)."""
+    run.note("long_text", counts.as_dict(), say=counts.message())
+
+
+def inspect_signals(lm: LanguageModel, samples: list[Sample], run: RunFolder, cfg: SignalsConfig = SignalsConfig(), *, cache: SignalCache | None = None, progress: bool = True) -> dict[str, Any]:
+    """Per-text summaries (NLL, entropy, share of argmax hits) and per-token log-probs.
+
+    Writes ``signals.parquet`` (id, n_tokens, nll, mean_entropy, argmax_acc, token_ids, logp)
+    and ``summary.json``.
+    """
+    counts: list = []
+    sigs = compute_signals(lm, [s.text for s in samples], ids=[s.id for s in samples], batch_size=cfg.batch_size, cache=cache, progress=progress, counts_out=counts)
+    record_long_text(run, counts[0])
+    table = {
+        "id": [s.id for s in samples],
+        "n_tokens": np.array([len(g.token_ids) for g in sigs]),
+        "nll": np.array([g.nll for g in sigs]),
+        "mean_entropy": np.array([float(g.entropy.mean()) for g in sigs]),
+        "argmax_acc": np.array([float((g.argmax == g.token_ids[1:]).mean()) for g in sigs]),
+        "token_ids": [g.token_ids.tolist() for g in sigs],
+        "logp": [g.logp.tolist() for g in sigs],
+    }
+    run.write_parquet("signals.parquet", table)
+    nll = table["nll"]
+    summary = {
+        "model": lm.name,
+        "n_texts": len(samples),
+        "n_tokens_scored": int(sum(g.n_scored for g in sigs)),
+        "nll_mean": float(nll.mean()),
+        "nll_median": float(np.median(nll)),
+        "argmax_acc_mean": float(table["argmax_acc"].mean()),
+        "long_text": counts[0].as_dict(),
+        "config": asdict(cfg),
+    }
+    run.write_json("summary.json", summary)
+    _figure(run, nll)
+    return summary
+
+
+def _figure(run: RunFolder, nll: np.ndarray) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3))
+    ax.hist(nll, bins=min(40, max(5, len(nll) // 5)), color="#4477aa")
+    ax.set_xlabel("mean NLL per text (nats / token)")
+    ax.set_ylabel("texts")
+    ax.set_title(f"Per-text loss (n = {len(nll)})")
+    run.figure("signals_nll", fig)

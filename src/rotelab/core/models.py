@@ -1,0 +1,327 @@
+"""The model layer: :class:`LanguageModel`, what every text capability talks to.
+
+Backends
+--------
+HFLanguageModel    any causal LM folder transformers loads (GPT-2, Llama, GPT-NeoX, Qwen2, OPT, ...):
+                   config + safetensors + tokenizer. Offers every access level.
+LogprobsOnlyModel  the shape of a remote inference server (prompt log-probs only); wraps another
+                   backend and refuses everything else.
+
+A method declares the access it needs (:class:`~rotelab.core.access.Access`) and is refused up
+front, in one line, when the backend lacks it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from rotelab.core.access import Access, require
+from rotelab.core.signals import LONG_TEXT_POLICIES, TokenSignals, signals_from_logits
+from rotelab.errors import RotelabError
+
+
+class LanguageModel:
+    """Narrow interface: tokenize, per-token signals, greedy generation, hidden states, weights.
+
+    Attributes
+    ----------
+    name : str            shown in reports.
+    access : frozenset    the access levels this backend offers.
+    max_length : int      context length in tokens.
+    long_text : str       policy for texts longer than the context: truncate | window | error.
+    cache_namespace : str what the signal cache keys on, besides the text.
+    """
+
+    name: str
+    access: frozenset[Access]
+    max_length: int
+    long_text: str
+    backend = "abstract"
+
+    def require(self, needed: Access, *, method: str) -> None:
+        require(self.access, needed, method=method, backend=self.backend)
+
+    # -- LOGPROBS ---------------------------------------------------------------------------
+    def tokenize(self, texts: list[str]) -> list[list[int]]:
+        raise NotImplementedError
+
+    def detokenize(self, ids: Sequence[int]) -> str:
+        raise NotImplementedError
+
+    def forward_signals(self, batch: list[list[int]]) -> list[TokenSignals]:
+        """One batched forward pass over token-id lists (each <= max_length)."""
+        raise NotImplementedError
+
+    @property
+    def cache_namespace(self) -> str:
+        raise NotImplementedError
+
+
+class HFLanguageModel(LanguageModel):
+    """A transformers causal LM and its tokenizer.
+
+    Built by :func:`load_model` from a folder, or directly from in-memory objects (tests).
+    """
+
+    access = frozenset(Access)
+    backend = "hugging-face"
+
+    def __init__(self, model, tokenizer, *, name: str = "model", long_text: str = "truncate", fingerprint: str | None = None):
+        if long_text not in LONG_TEXT_POLICIES:
+            raise RotelabError(f"--long-text must be one of {', '.join(LONG_TEXT_POLICIES)}; got '{long_text}'")
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.name = name
+        self.long_text = long_text
+        self.device = next(model.parameters()).device
+        self.dtype = next(model.parameters()).dtype
+        self.max_length = context_length(model.config, tokenizer)
+        self.pad_id = _pad_id(tokenizer, model.config)
+        self._fingerprint = fingerprint or fingerprint_module(model)
+        self._tok_fingerprint = fingerprint_tokenizer(tokenizer)
+
+    # -- identity ---------------------------------------------------------------------------
+    @property
+    def fingerprint(self) -> str:
+        return self._fingerprint
+
+    @property
+    def cache_namespace(self) -> str:
+        return f"{self._fingerprint}|{self._tok_fingerprint}|{self.long_text}|{self.max_length}|{self.dtype}"
+
+    # -- LOGPROBS ---------------------------------------------------------------------------
+    def tokenize(self, texts: list[str]) -> list[list[int]]:
+        # The tokenizer's own default for special tokens (Llama adds BOS, GPT-2 adds nothing).
+        return [list(x) for x in self.tokenizer(texts, add_special_tokens=True)["input_ids"]]
+
+    def detokenize(self, ids: Sequence[int]) -> str:
+        return self.tokenizer.decode(list(ids), skip_special_tokens=True)
+
+    def _right_pad(self, batch: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        T = max(len(x) for x in batch)
+        ids = torch.full((len(batch), T), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(batch), T), dtype=torch.long)
+        for r, x in enumerate(batch):
+            ids[r, : len(x)] = torch.tensor(x)
+            mask[r, : len(x)] = 1
+        return ids.to(self.device), mask.to(self.device)
+
+    @torch.inference_mode()
+    def forward_signals(self, batch: list[list[int]]) -> list[TokenSignals]:
+        ids, mask = self._right_pad(batch)  # (B, T)
+        # Right padding: positions 0..len-1 are the default position ids, so none are passed.
+        logits = self.model(input_ids=ids, attention_mask=mask).logits  # (B, T, V)
+        sig = signals_from_logits(logits[:, :-1], ids[:, 1:])  # each (B, T-1)
+        sig = {k: v.cpu().numpy() for k, v in sig.items()}
+        out = []
+        for r, x in enumerate(batch):
+            n = len(x) - 1
+            out.append(
+                TokenSignals(
+                    np.asarray(x, dtype=np.int64),
+                    sig["logp"][r, :n].astype(np.float32),
+                    sig["mu"][r, :n].astype(np.float32),
+                    sig["sigma"][r, :n].astype(np.float32),
+                    sig["argmax"][r, :n].astype(np.int64),
+                )
+            )
+        return out
+
+    # -- GENERATION -------------------------------------------------------------------------
+    def greedy(self, prompts: list[list[int]], max_new_tokens: int, *, batch_size: int = 32, progress: bool = False) -> list[list[int]]:
+        """Greedy continuations of exactly ``max_new_tokens`` tokens (no stop at EOS).
+
+        See :func:`rotelab.core.generate.greedy_generate`.
+        """
+        from rotelab.core.generate import greedy_generate
+
+        return greedy_generate(self, prompts, max_new_tokens, batch_size=batch_size, progress=progress)
+
+    # -- HIDDEN -----------------------------------------------------------------------------
+    @torch.inference_mode()
+    def hidden_states(self, batch: list[list[int]]) -> list[np.ndarray]:
+        """Residual stream after each block: per text an array (n_layers + 1, T, d), embeddings first."""
+        ids, mask = self._right_pad(batch)
+        hs = self.model(input_ids=ids, attention_mask=mask, output_hidden_states=True).hidden_states
+        stack = torch.stack(hs, dim=1).float().cpu().numpy()  # (B, L+1, T, d)
+        return [stack[r, :, : len(x)] for r, x in enumerate(batch)]
+
+
+class LogprobsOnlyModel(LanguageModel):
+    """What an inference server offers: per-token log-prob signals of given texts, nothing else.
+
+    Wraps another backend (tests; the shape of the remote backend to come). Generation, hidden
+    states and weights are refused with a one-line message.
+    """
+
+    access = frozenset({Access.LOGPROBS})
+    backend = "log-probs-only"
+
+    def __init__(self, inner: LanguageModel):
+        self._inner = inner
+        self.name = f"{inner.name} (log-probs only)"
+        self.max_length = inner.max_length
+        self.long_text = inner.long_text
+
+    @property
+    def cache_namespace(self) -> str:
+        return self._inner.cache_namespace
+
+    def tokenize(self, texts: list[str]) -> list[list[int]]:
+        return self._inner.tokenize(texts)
+
+    def detokenize(self, ids: Sequence[int]) -> str:
+        return self._inner.detokenize(ids)
+
+    def forward_signals(self, batch: list[list[int]]) -> list[TokenSignals]:
+        return self._inner.forward_signals(batch)
+
+    def greedy(self, *a, **k):
+        self.require(Access.GENERATION, method="generation")
+
+    def hidden_states(self, *a, **k):
+        self.require(Access.HIDDEN, method="hidden states")
+
+    @property
+    def model(self):
+        self.require(Access.WEIGHTS, method="weight access")
+
+
+# -- helpers ---------------------------------------------------------------------------------
+def context_length(config, tokenizer=None) -> int:
+    """The model's context in tokens, from the config (n_positions, max_position_embeddings, ...)."""
+    for key in ("n_positions", "max_position_embeddings", "n_ctx", "seq_length"):
+        v = getattr(config, key, None)
+        if isinstance(v, int) and v > 0:
+            return v
+    v = getattr(tokenizer, "model_max_length", None)
+    if isinstance(v, int) and 0 < v < 1_000_000:
+        return v
+    raise RotelabError("cannot tell the model's context length from its config (no max_position_embeddings)")
+
+
+def _pad_id(tokenizer, config) -> int:
+    for v in (getattr(tokenizer, "pad_token_id", None), getattr(tokenizer, "eos_token_id", None), getattr(config, "eos_token_id", None)):
+        if isinstance(v, int):
+            return v
+        if isinstance(v, list) and v:
+            return int(v[0])
+    return 0  # padded positions are masked and never scored
+
+
+def fingerprint_module(model: torch.nn.Module) -> str:
+    """Cheap identity of in-memory weights: config + shapes + a few slices of every 8th tensor."""
+    h = hashlib.sha256(model.config.to_json_string().encode())
+    for i, (name, p) in enumerate(model.state_dict().items()):
+        h.update(f"{name}{tuple(p.shape)}".encode())
+        if i % 8 == 0:
+            flat = p.detach().reshape(-1)
+            h.update(flat[:64].float().cpu().numpy().tobytes())
+            h.update(flat[-64:].float().cpu().numpy().tobytes())
+    return h.hexdigest()[:24]
+
+
+def fingerprint_folder(path: Path) -> str:
+    """Cheap identity of a model folder: config, weight file sizes and mtimes, and 64 KiB from
+    the head and tail of each weight file (not a hash of all weights)."""
+    h = hashlib.sha256()
+    cfg = path / "config.json"
+    h.update(cfg.read_bytes())
+    for f in sorted(path.glob("*.safetensors")) + sorted(path.glob("*.bin")):
+        st = f.stat()
+        h.update(f"{f.name}:{st.st_size}:{int(st.st_mtime)}".encode())
+        with open(f, "rb") as fh:
+            h.update(fh.read(1 << 16))
+            fh.seek(max(0, st.st_size - (1 << 16)))
+            h.update(fh.read(1 << 16))
+    return h.hexdigest()[:24]
+
+
+def fingerprint_tokenizer(tokenizer) -> str:
+    h = hashlib.sha256(type(tokenizer).__name__.encode())
+    backend = getattr(tokenizer, "backend_tokenizer", None) or getattr(tokenizer, "_tokenizer", None)
+    if backend is not None and hasattr(backend, "to_str"):
+        h.update(backend.to_str().encode())
+    else:
+        h.update(json.dumps(sorted(tokenizer.get_vocab().items())).encode())
+    return h.hexdigest()[:16]
+
+
+def resolve_model_dir(path: Path | str) -> Path:
+    """A model folder, or a testbed / unlearning folder holding one in ``model/``."""
+    p = Path(path)
+    if not p.exists():
+        raise RotelabError(f"{p}: model folder not found")
+    if not p.is_dir():
+        raise RotelabError(f"{p}: expected a model folder (config.json + weights + tokenizer), got a file")
+    if not (p / "config.json").exists() and (p / "model" / "config.json").exists():
+        p = p / "model"
+    if not (p / "config.json").exists():
+        raise RotelabError(f"{p}: no config.json (not a Hugging Face model folder, nor a testbed folder with model/)")
+    return p
+
+
+def _check_weights(p: Path, allow_pickle: bool) -> bool:
+    """True when safetensors weights exist; refuses pickle-only weights unless allowed."""
+    if list(p.glob("*.safetensors")):
+        return True
+    pickles = sorted(x.name for x in p.glob("*.bin")) + sorted(x.name for x in p.glob("*.pt"))
+    if pickles and not allow_pickle:
+        raise RotelabError(
+            f"{p}: only pickle weights ({pickles[0]}); pickle can run code on load: convert to safetensors or pass --allow-pickle"
+        )
+    if not pickles:
+        raise RotelabError(f"{p}: no weights (*.safetensors) in the folder")
+    return False
+
+
+def pick_device(device: str | None) -> torch.device:
+    if device:
+        return torch.device(device)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+def load_model(
+    path: Path | str,
+    *,
+    device: str | None = None,
+    dtype: str = "float32",
+    long_text: str = "truncate",
+    trust_remote_code: bool = False,
+    allow_pickle: bool = False,
+) -> HFLanguageModel:
+    """Load a causal LM folder (or a testbed folder's ``model/``) as a :class:`HFLanguageModel`.
+
+    ``trust_remote_code`` stays off unless asked; weights load from safetensors, and pickle-only
+    folders are refused unless ``allow_pickle``.
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    p = resolve_model_dir(path)
+    safetensors = _check_weights(p, allow_pickle)
+    if dtype not in _DTYPES:
+        raise RotelabError(f"--dtype must be one of {', '.join(_DTYPES)}; got '{dtype}'")
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        tok = AutoTokenizer.from_pretrained(p, trust_remote_code=trust_remote_code)
+    except Exception as e:  # transformers raises many types; the user needs one line
+        raise RotelabError(f"{p}: cannot load the tokenizer ({type(e).__name__}: {str(e).splitlines()[0][:200]})") from None
+    try:
+        model = AutoModelForCausalLM.from_pretrained(
+            p, dtype=_DTYPES[dtype], trust_remote_code=trust_remote_code, use_safetensors=safetensors
+        )
+    except Exception as e:
+        raise RotelabError(f"{p}: cannot load the model ({type(e).__name__}: {str(e).splitlines()[0][:200]})") from None
+    model.to(pick_device(device))
+    return HFLanguageModel(model, tok, name=p.parent.name if p.name == "model" else p.name, long_text=long_text, fingerprint=fingerprint_folder(p))

@@ -1,0 +1,259 @@
+"""Per-token signals: everything the single-pass scores need, from one batched forward pass.
+
+For each text x_1..x_T and each position t = 2..T (a token that has a prediction):
+
+    logp_t   = log p(x_t | x_<t)
+    mu_t     = sum_v p_t(v) log p_t(v)                  (= -entropy_t; Min-K%++'s mean)
+    sigma_t  = sqrt(sum_v p_t(v) (log p_t(v))^2 - mu_t^2), clamped at sigma^2 >= 1e-6
+    argmax_t = argmax_v p_t(v)
+
+Full-vocabulary logits never leave the batch. Signals are cached (see :mod:`rotelab.core.cache`),
+so every score is a pure function of cached signals and a second run costs nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Iterator, Sequence
+
+import numpy as np
+import torch
+
+from rotelab.errors import RotelabError
+
+if TYPE_CHECKING:
+    from rotelab.core.cache import SignalCache
+    from rotelab.core.models import LanguageModel
+
+LONG_TEXT_POLICIES = ("truncate", "window", "error")
+
+
+@dataclass(frozen=True)
+class TokenSignals:
+    """Signals of one text. ``token_ids`` has T entries; every other array T-1 (positions 2..T)."""
+
+    token_ids: np.ndarray  # (T,) int64
+    logp: np.ndarray  # (T-1,) float32
+    mu: np.ndarray  # (T-1,) float32
+    sigma: np.ndarray  # (T-1,) float32
+    argmax: np.ndarray  # (T-1,) int64
+
+    @property
+    def entropy(self) -> np.ndarray:
+        """H_t = -sum_v p_t(v) log p_t(v) = -mu_t."""
+        return -self.mu
+
+    @property
+    def n_scored(self) -> int:
+        return len(self.logp)
+
+    @property
+    def nll(self) -> float:
+        """Mean negative log-likelihood over scored tokens."""
+        return float(-self.logp.mean())
+
+    def to_bytes(self) -> bytes:
+        import io
+
+        buf = io.BytesIO()
+        np.savez(buf, token_ids=self.token_ids, logp=self.logp, mu=self.mu, sigma=self.sigma, argmax=self.argmax)
+        return buf.getvalue()
+
+    @classmethod
+    def from_bytes(cls, b: bytes) -> "TokenSignals":
+        import io
+
+        z = np.load(io.BytesIO(b))
+        return cls(z["token_ids"], z["logp"], z["mu"], z["sigma"], z["argmax"])
+
+    @classmethod
+    def concat(cls, first_ids: np.ndarray, parts: Sequence["TokenSignals"]) -> "TokenSignals":
+        """Join the scored tails of several windows of one text (long-text policy ``window``)."""
+        return cls(
+            first_ids,
+            np.concatenate([p.logp for p in parts]),
+            np.concatenate([p.mu for p in parts]),
+            np.concatenate([p.sigma for p in parts]),
+            np.concatenate([p.argmax for p in parts]),
+        )
+
+
+def signals_from_logits(logits: torch.Tensor, input_ids: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Per-token signals from next-token logits, in float32.
+
+    Parameters
+    ----------
+    logits : (B, T, V) logits at positions 1..T predicting tokens 2..T+1 (already shifted: position
+        t of ``logits`` predicts ``input_ids[:, t]``).
+    input_ids : (B, T) the predicted tokens.
+
+    Returns dict of (B, T) tensors: logp, mu, sigma, argmax.
+    """
+    logprobs = torch.log_softmax(logits.float(), dim=-1)  # (B, T, V)
+    probs = logprobs.exp()
+    logp = logprobs.gather(-1, input_ids.unsqueeze(-1)).squeeze(-1)
+    mu = (probs * logprobs).sum(-1)
+    e2 = (probs * logprobs.square()).sum(-1)
+    sigma = (e2 - mu.square()).clamp_min(1e-6).sqrt()
+    return {"logp": logp, "mu": mu, "sigma": sigma, "argmax": logits.argmax(-1)}
+
+
+@dataclass
+class LongTextCounts:
+    """How many texts exceeded the context and what the policy did; recorded in the manifest."""
+
+    policy: str
+    max_length: int
+    n_texts: int = 0
+    n_long: int = 0
+    tokens_dropped: int = 0
+    n_windows: int = 0
+    long_ids: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return {
+            "policy": self.policy,
+            "max_length": self.max_length,
+            "n_texts": self.n_texts,
+            "n_longer_than_context": self.n_long,
+            "tokens_dropped": self.tokens_dropped,
+            "n_windows": self.n_windows,
+            "example_ids": self.long_ids[:10],
+        }
+
+    def message(self) -> str | None:
+        if not self.n_long:
+            return None
+        what = {
+            "truncate": f"truncated to {self.max_length} tokens ({self.tokens_dropped} tokens dropped)",
+            "window": f"scored in {self.n_windows} overlapping windows of {self.max_length} tokens",
+        }[self.policy]
+        return f"{self.n_long} of {self.n_texts} texts are longer than the context and were {what}"
+
+
+def _segments(ids: list[int], max_length: int) -> list[tuple[list[int], int]]:
+    """Windows of at most ``max_length`` tokens, stride max_length // 2, covering every token.
+
+    Returns (window ids, keep) pairs: ``keep`` = how many trailing predictions of the window are
+    new (the first window keeps all of its T-1 predictions).
+    """
+    stride = max(1, max_length // 2)
+    out = [(ids[:max_length], min(len(ids), max_length) - 1)]
+    covered = min(len(ids), max_length)  # tokens whose prediction is already scored (plus token 1)
+    start = stride
+    while covered < len(ids):
+        end = min(start + max_length, len(ids))
+        out.append((ids[start:end], end - covered))
+        covered = end
+        start += stride
+    return out
+
+
+def plan_long_texts(
+    ids: list[list[int]], sample_ids: Sequence[str], policy: str, max_length: int
+) -> tuple[list[list[tuple[list[int], int]]], LongTextCounts]:
+    """Apply the long-text policy: per text, the list of (window, keep) pieces to score."""
+    if policy not in LONG_TEXT_POLICIES:
+        raise RotelabError(f"long-text policy must be one of {', '.join(LONG_TEXT_POLICIES)}; got '{policy}'")
+    counts = LongTextCounts(policy, max_length, n_texts=len(ids))
+    plans = []
+    for sid, x in zip(sample_ids, ids):
+        if len(x) < 2:
+            raise RotelabError(f"sample '{sid}': needs at least 2 tokens to score, has {len(x)}")
+        if len(x) <= max_length:
+            plans.append([(x, len(x) - 1)])
+            continue
+        counts.n_long += 1
+        counts.long_ids.append(sid)
+        if policy == "error":
+            raise RotelabError(
+                f"sample '{sid}': {len(x)} tokens > context {max_length} (choose --long-text truncate or window)"
+            )
+        if policy == "truncate":
+            counts.tokens_dropped += len(x) - max_length
+            plans.append([(x[:max_length], max_length - 1)])
+        else:
+            segs = _segments(x, max_length)
+            counts.n_windows += len(segs)
+            plans.append(segs)
+    return plans, counts
+
+
+def iter_signals(
+    lm: "LanguageModel",
+    texts: Sequence[str],
+    *,
+    ids: Sequence[str] | None = None,
+    batch_size: int = 32,
+    cache: "SignalCache | None" = None,
+    progress: bool = True,
+    counts_out: list | None = None,
+) -> Iterator[tuple[int, TokenSignals]]:
+    """Yield (index, signals) for every text, streaming: memory O(batch) beyond the token ids.
+
+    Texts are tokenized, split by the model's long-text policy, served from ``cache`` where
+    possible, and the rest scored in length-sorted batches (minimal padding). Order of yield is
+    the batch order, not the input order; :func:`compute_signals` restores input order.
+    ``counts_out`` (a list) receives the :class:`LongTextCounts`.
+    """
+    from rich.progress import Progress
+
+    sample_ids = list(ids) if ids is not None else [str(i) for i in range(len(texts))]
+    token_ids = lm.tokenize(list(texts))
+    plans, counts = plan_long_texts(token_ids, sample_ids, lm.long_text, lm.max_length)
+    if counts_out is not None:
+        counts_out.append(counts)
+
+    todo: list[int] = []
+    for i, text in enumerate(texts):
+        hit = cache.get(lm, text) if cache is not None else None
+        if hit is not None:
+            yield i, hit
+        else:
+            todo.append(i)
+
+    # Flatten pieces, sort by length (longest first: memory errors show up at once).
+    pieces = [(i, k, plans[i][k]) for i in todo for k in range(len(plans[i]))]
+    pieces.sort(key=lambda p: -len(p[2][0]))
+    pending: dict[int, dict[int, TokenSignals]] = {}
+    with Progress(disable=not progress, transient=True) as bar:
+        task = bar.add_task("signals", total=len(pieces))
+        for b in range(0, len(pieces), batch_size):
+            chunk = pieces[b : b + batch_size]
+            outs = lm.forward_signals([p[2][0] for p in chunk])
+            done_now: list[int] = []
+            for (i, k, (window, keep)), sig in zip(chunk, outs):
+                if keep < sig.n_scored:  # later window: keep only the new predictions
+                    sig = TokenSignals(sig.token_ids, sig.logp[-keep:], sig.mu[-keep:], sig.sigma[-keep:], sig.argmax[-keep:])
+                pending.setdefault(i, {})[k] = sig
+                if len(pending[i]) == len(plans[i]):
+                    done_now.append(i)
+            finished = []
+            for i in done_now:
+                parts = pending.pop(i)
+                if len(parts) == 1:
+                    sig = parts[0]
+                else:
+                    sig = TokenSignals.concat(np.asarray(token_ids[i], dtype=np.int64), [parts[k] for k in sorted(parts)])
+                finished.append((i, sig))
+            if cache is not None and finished:
+                cache.put_many(lm, [(texts[i], s) for i, s in finished])
+            yield from finished
+            bar.advance(task, len(chunk))
+
+
+def compute_signals(
+    lm: "LanguageModel",
+    texts: Sequence[str],
+    *,
+    ids: Sequence[str] | None = None,
+    batch_size: int = 32,
+    cache: "SignalCache | None" = None,
+    progress: bool = True,
+    counts_out: list | None = None,
+) -> list[TokenSignals]:
+    """Signals for every text, in input order (see :func:`iter_signals`)."""
+    out: list[TokenSignals | None] = [None] * len(texts)
+    for i, sig in iter_signals(lm, texts, ids=ids, batch_size=batch_size, cache=cache, progress=progress, counts_out=counts_out):
+        out[i] = sig
+    return out  # type: ignore[return-value]
