@@ -1,0 +1,191 @@
+"""A text-conditional diffusion model as rotelab sees it: UNet2DConditionModel + text encoder +
+noise scheduler (+ optional VAE and tokenizer), loaded from a diffusers pipeline folder.
+
+Every method works on *text embeddings* ``y`` (the encoder's last hidden state, (L, D) per
+prompt), because DoRI, NeMo and Wen et al. all act there. Prompts become embeddings once, via
+:meth:`DiffusionModel.embed`.
+
+Folder layout (a diffusers pipeline folder; the testbed writes the same)::
+
+    unet/  text_encoder/  scheduler/  [vae/]  [tokenizer/ | word_tokenizer.json]
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from rotelab.errors import RotelabError
+
+
+@dataclass(frozen=True)
+class WordIdTokenizer:
+    """The testbed's tokenizer: caption words are ``w<id>``; ids are padded to ``max_length``.
+
+    No vocabulary file is needed, so the testbed never downloads a tokenizer.
+
+    >>> WordIdTokenizer(6).encode(["w7 w9"]).tolist()
+    [[2, 7, 9, 3, 1, 1]]
+    """
+
+    max_length: int
+    pad: int = 1
+    bos: int = 2
+    eos: int = 3
+
+    def encode(self, texts: Sequence[str]) -> Tensor:
+        rows = []
+        for t in texts:
+            ids = [int(w[1:]) for w in t.split()] if t.strip() else []
+            row = ([self.bos] + ids + [self.eos])[: self.max_length] if t.strip() else []
+            rows.append(row + [self.pad] * (self.max_length - len(row)))
+        return torch.tensor(rows, dtype=torch.long)
+
+
+def _load_tokenizer(path: Path):
+    if (path / "word_tokenizer.json").exists():
+        return WordIdTokenizer(**json.loads((path / "word_tokenizer.json").read_text()))
+    if (path / "tokenizer").is_dir():
+        from transformers import AutoTokenizer
+
+        return AutoTokenizer.from_pretrained(path / "tokenizer")
+    raise RotelabError(f"{path}: no tokenizer/ folder and no word_tokenizer.json")
+
+
+class DiffusionModel:
+    """Load with :meth:`load`; ``unet`` may be modified in place by mitigations (hooks, pruning)."""
+
+    def __init__(self, unet, text_encoder, scheduler, tokenizer, vae=None, path: Path | None = None):
+        self.unet, self.text_encoder, self.scheduler, self.tokenizer, self.vae = unet, text_encoder, scheduler, tokenizer, vae
+        self.path = path
+        for m in (unet, text_encoder, vae):
+            if m is not None:
+                m.eval().requires_grad_(False)
+        self.alphas_cumprod = scheduler.alphas_cumprod.float()
+        self.T = int(scheduler.config.num_train_timesteps)
+
+    @classmethod
+    def load(cls, path: Path | str) -> "DiffusionModel":
+        from diffusers import DDPMScheduler, UNet2DConditionModel
+        from transformers import CLIPTextModel
+
+        path = Path(path)
+        if (path / "model" / "unet").is_dir():  # a testbed or mitigation folder: use its model/
+            path = path / "model"
+        for sub in ("unet", "text_encoder", "scheduler"):
+            if not (path / sub).is_dir():
+                raise RotelabError(f"{path}: not a diffusers pipeline folder (no {sub}/)")
+        unet = UNet2DConditionModel.from_pretrained(path / "unet")
+        te = CLIPTextModel.from_pretrained(path / "text_encoder")
+        sched = DDPMScheduler.from_pretrained(path / "scheduler")
+        vae = None
+        if (path / "vae").is_dir():
+            from diffusers import AutoencoderKL
+
+            vae = AutoencoderKL.from_pretrained(path / "vae")
+        return cls(unet, te, sched, _load_tokenizer(path), vae, path)
+
+    # -- text -------------------------------------------------------------------------------
+    def token_ids(self, texts: Sequence[str]) -> Tensor:
+        if isinstance(self.tokenizer, WordIdTokenizer):
+            return self.tokenizer.encode(texts)
+        tok = self.tokenizer(list(texts), padding="max_length", truncation=True, max_length=self.tokenizer.model_max_length, return_tensors="pt")
+        return tok.input_ids
+
+    @torch.no_grad()
+    def embed(self, texts: Sequence[str]) -> Tensor:
+        """Text embeddings y = text_encoder(ids).last_hidden_state  # (B, L, D)"""
+        return self.text_encoder(self.token_ids(texts)).last_hidden_state
+
+    def null_embedding(self) -> Tensor:
+        return self.embed([""])[0]  # (L, D)
+
+    # -- images <-> model space -------------------------------------------------------------
+    @property
+    def image_size(self) -> int:
+        s = self.unet.config.sample_size
+        return int(s * (2 ** (len(self.vae.config.block_out_channels) - 1)) if self.vae is not None else s)
+
+    @torch.no_grad()
+    def to_x0(self, images: Tensor) -> Tensor:
+        """Pixels in [-1, 1] (B, 3, H, W) -> the UNet's space (latents when a VAE exists)."""
+        if self.vae is None:
+            return images
+        return self.vae.encode(images).latent_dist.mean * self.vae.config.scaling_factor
+
+    @torch.no_grad()
+    def to_pixels(self, x0: Tensor) -> Tensor:
+        if self.vae is None:
+            return x0.clamp(-1, 1)
+        return self.vae.decode(x0 / self.vae.config.scaling_factor).sample.clamp(-1, 1)
+
+    def noise_shape(self, n: int) -> tuple[int, ...]:
+        c, s = self.unet.config.in_channels, self.unet.config.sample_size
+        return (n, c, s, s)
+
+    # -- the denoiser -----------------------------------------------------------------------
+    def eps(self, x_t: Tensor, t: Tensor | int, y: Tensor) -> Tensor:
+        """ε_θ(x_t, t, y); ``y`` (B, L, D) or (L, D), broadcast over the batch."""
+        if y.dim() == 2:
+            y = y.expand(x_t.shape[0], -1, -1)
+        return self.unet(x_t, t, encoder_hidden_states=y).sample
+
+    def add_noise(self, x0: Tensor, noise: Tensor, t: Tensor) -> Tensor:
+        """x_t = √ᾱ_t·x0 + √(1−ᾱ_t)·ε  (DDPM forward process)."""
+        a = self.alphas_cumprod[t].view(-1, 1, 1, 1)
+        return a.sqrt() * x0 + (1 - a).sqrt() * noise
+
+    def denoising_loss(self, x0: Tensor, y: Tensor, noise: Tensor, t: Tensor) -> Tensor:
+        """L = mean ‖ε − ε_θ(x_t, t, y)‖² per sample  # (B,)"""
+        pred = self.eps(self.add_noise(x0, noise, t), t, y)
+        return (pred - noise).pow(2).flatten(1).mean(1)
+
+    @torch.no_grad()
+    def sample(self, y: Tensor, seeds: Sequence[int], *, steps: int = 25, guidance: float = 3.0) -> Tensor:
+        """DDIM sampling with classifier-free guidance; one image per seed  # (S, 3, H, W) in [-1, 1]."""
+        from diffusers import DDIMScheduler
+
+        ddim = DDIMScheduler.from_config(self.scheduler.config)
+        ddim.set_timesteps(steps)
+        x = torch.stack([torch.randn(self.noise_shape(1)[1:], generator=torch.Generator().manual_seed(int(s))) for s in seeds])
+        y = y.expand(len(seeds), -1, -1) if y.dim() == 2 else y
+        null = self.null_embedding().expand_as(y)
+        for t in ddim.timesteps:
+            e = self.eps(torch.cat([x, x]), t, torch.cat([null, y]))
+            e_u, e_c = e.chunk(2)
+            x = ddim.step(e_u + guidance * (e_c - e_u), t, x).prev_sample
+        return self.to_pixels(x)
+
+    def first_timestep(self, steps: int = 25) -> int:
+        from diffusers import DDIMScheduler
+
+        ddim = DDIMScheduler.from_config(self.scheduler.config)
+        ddim.set_timesteps(steps)
+        return int(ddim.timesteps[0])
+
+
+def load_images(paths: Sequence[Path], size: int) -> Tensor:
+    """PNG/JPEG files -> (B, 3, size, size) in [-1, 1] (bilinear resize)."""
+    from PIL import Image
+
+    out = []
+    for p in paths:
+        if not Path(p).exists():
+            raise RotelabError(f"{p}: image file not found")
+        im = Image.open(p).convert("RGB").resize((size, size), Image.BILINEAR)
+        out.append(torch.from_numpy(np.asarray(im, dtype=np.float32) / 127.5 - 1).permute(2, 0, 1))
+    return torch.stack(out)
+
+
+def save_image(path: Path, image: Tensor) -> None:
+    from PIL import Image
+
+    arr = ((image.clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(arr).save(path)

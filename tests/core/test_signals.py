@@ -1,0 +1,68 @@
+import numpy as np
+import pytest
+import torch
+
+from rotelab.core.models import HFLanguageModel
+from rotelab.core.signals import compute_signals
+from rotelab.errors import RotelabError
+
+TEXTS = ["the quick fox jumps over the lazy dog", "the cat", "an old owl sleeps, and then it jumps over the red hen twice"]
+
+
+def test_signals_match_a_direct_full_distribution_computation(gpt2_lm):
+    sig = compute_signals(gpt2_lm, TEXTS, progress=False)
+    for text, s in zip(TEXTS, sig):
+        ids = torch.tensor([gpt2_lm.tokenize([text])[0]])
+        with torch.no_grad():
+            logits = gpt2_lm.model(ids).logits[0, :-1].double()
+        p = torch.softmax(logits, -1)
+        lp = torch.log(p)
+        tgt = ids[0, 1:]
+        mu = (p * lp).sum(-1)
+        var = (p * (lp - mu[:, None]) ** 2).sum(-1)
+        np.testing.assert_allclose(s.logp, lp[torch.arange(len(tgt)), tgt].numpy(), atol=1e-4)
+        np.testing.assert_allclose(s.mu, mu.numpy(), atol=1e-4)
+        np.testing.assert_allclose(s.sigma, var.sqrt().numpy(), atol=1e-4)
+        np.testing.assert_allclose(s.entropy, (-(p * lp).sum(-1)).numpy(), atol=1e-4)
+        np.testing.assert_array_equal(s.argmax, logits.argmax(-1).numpy())
+
+
+def test_batched_equals_one_at_a_time(gpt2_lm):
+    batched = compute_signals(gpt2_lm, TEXTS, batch_size=3, progress=False)
+    single = compute_signals(gpt2_lm, TEXTS, batch_size=1, progress=False)
+    for a, b in zip(batched, single):
+        np.testing.assert_allclose(a.logp, b.logp, atol=1e-5)
+        np.testing.assert_array_equal(a.token_ids, b.token_ids)
+
+
+def _with_policy(lm, policy):
+    return HFLanguageModel(lm.model, lm.tokenizer, long_text=policy, fingerprint=lm.fingerprint)
+
+
+def test_long_text_truncate_window_error(gpt2_lm):
+    long = " ".join(TEXTS * 8)  # > 64 tokens
+    n = len(gpt2_lm.tokenize([long])[0])
+    assert n > 64
+    counts = []
+    t = compute_signals(_with_policy(gpt2_lm, "truncate"), [long, "the cat"], progress=False, counts_out=counts)[0]
+    assert t.n_scored == 63 and counts[0].n_long == 1 and counts[0].tokens_dropped == n - 64
+    w = compute_signals(_with_policy(gpt2_lm, "window"), [long], progress=False)[0]
+    assert w.n_scored == n - 1 and len(w.token_ids) == n
+    np.testing.assert_allclose(w.logp[:63], t.logp, atol=1e-5)  # first window = truncation
+    with pytest.raises(RotelabError, match="sample '0': .* > context 64"):
+        compute_signals(_with_policy(gpt2_lm, "error"), [long], progress=False)
+
+
+def test_cache_serves_second_run_without_forward(gpt2_lm, cache, monkeypatch):
+    first = compute_signals(gpt2_lm, TEXTS, cache=cache, progress=False)
+    assert len(cache) == len(TEXTS)
+    monkeypatch.setattr(gpt2_lm, "forward_signals", lambda batch: pytest.fail("forward pass on a cached text"))
+    second = compute_signals(gpt2_lm, TEXTS, cache=cache, progress=False)
+    for a, b in zip(first, second):
+        np.testing.assert_array_equal(a.logp, b.logp)
+
+
+def test_cache_key_changes_with_policy(gpt2_lm, cache):
+    compute_signals(gpt2_lm, TEXTS[:1], cache=cache, progress=False)
+    assert cache.get(_with_policy(gpt2_lm, "window"), TEXTS[0]) is None
+    assert cache.get(gpt2_lm, TEXTS[0]) is not None

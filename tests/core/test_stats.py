@@ -1,0 +1,60 @@
+import numpy as np
+import pytest
+from scipy.stats import binomtest
+from sklearn.metrics import roc_auc_score
+
+from rotelab.core import stats
+
+
+@pytest.fixture(scope="module")
+def sample():
+    rng = np.random.default_rng(0)
+    s = np.concatenate([rng.normal(1, 1, 300), rng.normal(0, 1, 500)])
+    s[::7] = np.round(s[::7], 1)  # ties
+    y = np.r_[np.ones(300), np.zeros(500)]
+    return s, y
+
+
+def test_roc_auc_matches_sklearn(sample):
+    s, y = sample
+    assert stats.roc_auc(s, y) == pytest.approx(roc_auc_score(y, s), abs=1e-12)
+
+
+def test_roc_auc_one_class_is_nan_with_warning():
+    with pytest.warns(UserWarning):
+        assert np.isnan(stats.roc_auc([0.1, 0.2], [1, 1]))
+
+
+def test_bootstrap_ci_brackets_auc_and_is_seeded(sample):
+    s, y = sample
+    lo, hi = stats.auc_bootstrap_ci(s, y, n_boot=300, seed=1)
+    assert lo < stats.roc_auc(s, y) < hi
+    assert (lo, hi) == stats.auc_bootstrap_ci(s, y, n_boot=300, seed=1)
+    assert hi - lo < 0.15
+
+
+def test_clopper_pearson_matches_scipy():
+    for x, n in [(0, 20), (3, 20), (20, 20), (57, 300)]:
+        ref = binomtest(x, n).proportion_ci(confidence_level=0.95, method="exact")
+        lo, hi = stats.clopper_pearson(x, n)
+        assert lo == pytest.approx(ref.low, abs=1e-9) and hi == pytest.approx(ref.high, abs=1e-9)
+
+
+def test_tpr_at_fpr_by_hand():
+    # 100 non-members 0..99; at 1% FPR one may score above tau -> tau = 98 (2nd largest)
+    neg = np.arange(100, dtype=float)
+    pos = np.array([98.5, 99.5, 50.0, 120.0])
+    s, y = np.r_[pos, neg], np.r_[np.ones(4), np.zeros(100)]
+    tpr, hits, n, reason = stats.tpr_at_fpr(s, y, 0.01)
+    assert (tpr, hits, n, reason) == (0.75, 3, 4, None)
+    fpr_realised = (neg > 98).mean()
+    assert fpr_realised <= 0.01
+
+
+def test_tpr_refused_with_too_few_negatives(sample):
+    s, y = sample  # 500 non-members: 1% fine, 0.1% needs 1000
+    m = stats.summarize(s, y, n_boot=50)
+    assert m["tpr_at_1pct_fpr"] is not None and len(m["tpr_at_1pct_fpr_ci"]) == 2
+    assert m["tpr_at_0_1pct_fpr"] is None and m["tpr_at_0_1pct_fpr_ci"] is None
+    assert m["tpr_at_0_1pct_fpr_reason"] == "500 non-members < 1000 needed for FPR 0.001"
+    assert (m["n_members"], m["n_nonmembers"]) == (300, 500)
