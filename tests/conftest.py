@@ -8,7 +8,7 @@ import pytest
 import torch
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-torch.set_num_threads(2)
+torch.set_num_threads(1)  # tiny models: one thread per xdist worker beats two oversubscribed
 
 CORPUS = [
     f"the {a} {b} jumps over the lazy dog number {i}, and then it sleeps."
@@ -62,3 +62,23 @@ def cache(tmp_path):
     from rotelab.core.cache import SignalCache
 
     return SignalCache(tmp_path / "cache")
+
+
+@pytest.fixture(scope="session")
+def tiny_testbed(tmp_path_factory):
+    """The ``tiny`` testbed, built once per session (< 1 minute): every capability's micro model."""
+    from rotelab.core.runs import RunFolder
+    from rotelab.testbed.build import build_testbed
+    from rotelab.testbed.presets import get_preset
+
+    out = tmp_path_factory.mktemp("testbed")
+    run = RunFolder(out, command="testbed build", options={"preset": "tiny"}, seed=0)
+    build_testbed(get_preset("tiny"), run, seed=0, progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_splits(tiny_testbed):
+    from rotelab.testbed.build import read_splits
+
+    return read_splits(tiny_testbed)

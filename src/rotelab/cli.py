@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -13,8 +14,10 @@ from rotelab.cli_common import (
     PickleOpt, QuietOpt, RemoteCodeOpt, finish, open_cache, open_model, open_run,
 )
 from rotelab.errors import RotelabError
+from rotelab.testbed import cli as testbed_cli
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False, help="Measure, locate and control memorization in neural networks.")
+app.add_typer(testbed_cli.app, name="testbed")
 
 
 @app.command()
@@ -55,8 +58,32 @@ def report(run_dir: Annotated[Path, typer.Argument(help="A run folder.")]):
     typer.echo(build_report(run_dir))
 
 
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Demo folder; re-running resumes.")] = Path("runs/demo"),
+    preset: Annotated[str, typer.Option(help="Testbed preset (small: the demo; tiny: a one-minute smoke run).")] = "small",
+    seed: Annotated[int, typer.Option(help="Seed.")] = 0,
+    json_out: JsonOpt = False,
+    quiet: QuietOpt = False,
+):
+    """End-to-end demo: build the testbed, score it, unlearn, and write one report."""
+    from rotelab.demo import run_demo
+    from rotelab.testbed.presets import get_preset
+
+    get_preset(preset)
+    result = run_demo(out, preset=preset, seed=seed, progress=not quiet)
+    from rotelab.core.runs import RunFolder
+
+    finish(RunFolder(out, command="demo", options={"preset": preset}, seed=seed), result, as_json=json_out, quiet=quiet)
+
+
 def main() -> None:
     """Entry point: user errors are one line on stderr and exit code 2, never a traceback."""
+    threads = os.environ.get("ROTELAB_THREADS")
+    if threads:  # e.g. 1 on a shared machine: oversubscribed BLAS threads slow torch down 4x
+        import torch
+
+        torch.set_num_threads(int(threads))
     try:
         app()
     except RotelabError as e:

@@ -1,0 +1,1 @@
+"""Verbatim extraction: prefix prompting, k-extractability, book reconstruction."""

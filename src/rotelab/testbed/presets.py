@@ -1,0 +1,63 @@
+"""Testbed presets, sized from the speeds measured on 2 CPU cores (shared/ENVIRONMENT.md)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from rotelab.errors import RotelabError
+from rotelab.testbed.train import ModelSpec, TrainSpec
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    model: ModelSpec
+    train: TrainSpec
+    passage_words: int
+    books: tuple[str, ...]
+    n_nonmember_passages: int
+    n_prefix_pool: int
+    n_reference_passages: int
+    book_copies: dict[int, int]  # copies -> number of member passages (the rest of the pool: 1 copy)
+    n_member_passages: int
+    n_people: int  # member people (their Q/A pairs are trained)
+    n_holdout_people: int  # never trained (holdout / non-member facts)
+    forget_share: float  # share of member people whose facts form the forget set
+    fact_copies: int
+    canary_copies: tuple[int, ...] = field(default=(0, 1, 4, 10, 20, 50))
+    canaries_per_count: int = 4
+
+
+_BOOKS = ("alice29", "asyoulik", "plrabn12", "hamlet_gut", "macbeth_gut", "lear_gut", "othello_gut", "romeo_and_juliet_gut", "tempest_gut", "julius_caesar_gut", "twelfth_night_gut", "midsummer_nights_dream_gut", "merchant_of_venice_gut", "sonnets_gut")
+
+PRESETS: dict[str, Preset] = {
+    # Tests: trains in well under 60 s on 2 cores.
+    "tiny": Preset(
+        name="tiny",
+        model=ModelSpec(n_layer=2, n_embd=64, n_head=2, n_positions=80, vocab_size=512),
+        train=TrainSpec(lr=1e-2, batch_size=16, warmup_steps=20),
+        passage_words=32,
+        books=("alice29",),
+        n_nonmember_passages=80, n_prefix_pool=40, n_reference_passages=200,
+        book_copies={60: 12, 15: 24}, n_member_passages=100,
+        n_people=24, n_holdout_people=24, forget_share=0.25, fact_copies=20,
+        canary_copies=(0, 20, 60), canaries_per_count=2,
+    ),
+    # Benchmarks and the demo: under 10 minutes on 2 idle cores (~0.9M parameters).
+    "small": Preset(
+        name="small",
+        model=ModelSpec(n_layer=2, n_embd=128, n_head=4, n_positions=128, vocab_size=4096),
+        train=TrainSpec(lr=2e-3, batch_size=8, warmup_steps=100),
+        passage_words=56,
+        books=_BOOKS,
+        n_nonmember_passages=600, n_prefix_pool=300, n_reference_passages=1500,
+        book_copies={50: 20, 20: 40, 8: 100, 4: 200, 2: 200}, n_member_passages=2400,
+        n_people=200, n_holdout_people=100, forget_share=0.2, fact_copies=8,
+    ),
+}
+
+
+def get_preset(name: str) -> Preset:
+    if name not in PRESETS:
+        raise RotelabError(f"unknown preset '{name}'; available: {', '.join(PRESETS)}")
+    return PRESETS[name]
