@@ -1,0 +1,80 @@
+"""Retrieval and ranking metrics (pure functions) with their intervals.
+
+- HR@K = 1[rank <= K]; NDCG@K = 1[rank <= K] / log2(rank + 1), with one relevant item, where
+  rank = 1 + #(negatives scoring >= the positive) (ties count against the model);
+- AUC per binary task from :func:`rotelab.core.stats.roc_auc`, bootstrap interval over candidates;
+- NE (normalized entropy) = LogLoss / H(p_bar), H the binary entropy of the base rate (He et al. 2014).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from scipy import stats as st
+
+from rotelab.core.stats import auc_bootstrap_ci, roc_auc
+
+
+def rank_of_positive(pos: np.ndarray, negs: np.ndarray) -> np.ndarray:
+    """pos (P,), negs (P, K) -> rank (P,) of each positive among its K negatives (1 = best).
+
+    >>> rank_of_positive(np.array([0.9, 0.1]), np.array([[0.5, 0.95], [0.5, 0.1]])).tolist()
+    [2, 3]
+    """
+    return 1 + (negs >= pos[:, None]).sum(axis=1)
+
+
+def hr_ndcg(rank: np.ndarray, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    """Per-positive HR@k and NDCG@k from ranks.
+
+    >>> [x.tolist() for x in hr_ndcg(np.array([1, 3, 11]), k=10)]
+    [[1.0, 1.0, 0.0], [1.0, 0.5, 0.0]]
+    """
+    hit = (rank <= k).astype(float)
+    return hit, hit / np.log2(rank + 1.0)
+
+
+def mean_ci(values: np.ndarray, *, seed: int = 0, n_boot: int = 1000) -> tuple[float, list[float] | None]:
+    """Mean and 95% percentile-bootstrap interval (scipy); None interval below 2 values."""
+    v = np.asarray(values, dtype=float)
+    if len(v) < 2:
+        return (float(v.mean()) if len(v) else float("nan")), None
+    if np.all(v == v[0]):
+        return float(v[0]), [float(v[0]), float(v[0])]
+    r = st.bootstrap((v,), np.mean, n_resamples=n_boot, method="percentile", random_state=seed)
+    return float(v.mean()), [float(r.confidence_interval.low), float(r.confidence_interval.high)]
+
+
+def normalized_entropy(p: np.ndarray, y: np.ndarray) -> float:
+    """NE = mean BCE(p, y) / H(mean y); < 1 beats predicting the base rate."""
+    p = np.clip(np.asarray(p, dtype=float), 1e-7, 1 - 1e-7)
+    y = np.asarray(y, dtype=float)
+    base = np.clip(y.mean(), 1e-7, 1 - 1e-7)
+    ll = -(y * np.log(p) + (1 - y) * np.log(1 - p)).mean()
+    return float(ll / -(base * np.log(base) + (1 - base) * np.log(1 - base)))
+
+
+def task_metrics(prob: np.ndarray, y: np.ndarray, *, seed: int = 0, min_class: int = 10) -> dict[str, Any]:
+    """AUC (with 95% bootstrap CI) and NE of one binary task; null with a reason if a class is rare."""
+    n_pos, n = int(y.sum()), len(y)
+    out: dict[str, Any] = {"n": n, "n_pos": n_pos}
+    if min(n_pos, n - n_pos) < min_class:
+        return out | {"auc": None, "auc_ci": None, "ne": None, "auc_reason": f"{n_pos} positives / {n - n_pos} negatives; need >= {min_class} of each"}
+    return out | {"auc": roc_auc(prob, y), "auc_ci": list(auc_bootstrap_ci(prob, y, seed=seed)), "ne": normalized_entropy(prob, y)}
+
+
+def paired_rel_diff(a: np.ndarray, b: np.ndarray, *, seed: int = 0, n_boot: int = 1000) -> tuple[float, list[float] | None]:
+    """(mean(a) - mean(b)) / mean(b) with a paired percentile bootstrap over users (rows).
+
+    NaN (and no interval) when mean(b) = 0: a relative difference to nothing is undefined.
+    """
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if b.mean() == 0:
+        return float("nan"), None
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(a), size=(n_boot, len(a)))
+    ma, mb = a[idx].mean(1), b[idx].mean(1)
+    ok = mb > 0
+    boots = (ma[ok] - mb[ok]) / mb[ok]
+    return float((a.mean() - b.mean()) / b.mean()), [float(np.quantile(boots, 0.025)), float(np.quantile(boots, 0.975))]

@@ -1,0 +1,101 @@
+"""One training loop, three models, the cache in the loop, and the serving path."""
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from rotelab.recsys.cache import SummaryCache
+from rotelab.recsys.models import Recommender
+from rotelab.recsys.serve import load_model, measure, save_model, serve_request
+from rotelab.recsys.train import TrainConfig, batches, cached_z, evaluate, fit, model_config, split_users, user_batch, write_summaries
+
+CFG = TrainConfig(d=16, n_seeds=8, max_len=512, batch_size=8, lr=1e-2, n_neg=16, n_eval_neg=20, recon_len=16)
+
+
+@pytest.fixture(scope="session")
+def vista(micro_store, tmp_path_factory):
+    """A VISTA foundation model trained 2 epochs, its summaries written to a cache."""
+    d = tmp_path_factory.mktemp("vista")
+    cfg = replace(CFG, model="vista")
+    tr, te = split_users(micro_store, cfg)
+    m = Recommender(model_config(cfg, micro_store))
+    losses = fit(m, batches(micro_store, tr, cfg), cfg, epochs=2)
+    cache = SummaryCache(d / "c.sqlite")
+    write_summaries(m, micro_store, np.r_[tr, te], cache, "v1", k=cfg.k)
+    save_model(m, d / "model.pt")
+    return {"model": m, "cache": cache, "losses": losses, "train": tr, "test": te, "dir": d}
+
+
+def test_users_split_disjoint_and_seeded(micro_store):
+    tr, te = split_users(micro_store, CFG)
+    assert not set(tr) & set(te) and len(tr) + len(te) == micro_store.n_users
+    assert split_users(micro_store, CFG)[1].tolist() == te.tolist()
+
+
+def test_batches_hold_history_before_the_candidates_only(micro_store):
+    b = user_batch(micro_store, np.array([0, 16]), CFG)  # user 16 has 2000 events: capped at max_len
+    assert b["hist"].shape == (2, CFG.max_len) and b["cand"].shape == (2, CFG.k)
+    n = micro_store.length(0)
+    np.testing.assert_array_equal(b["cand"][0].numpy(), micro_store.slice(0, n - CFG.k, n)[0])
+    real = b["hist"][0][b["hist"][0] > 0].numpy()
+    np.testing.assert_array_equal(real, micro_store.slice(0, max(0, n - CFG.k - CFG.max_len), n - CFG.k)[0])
+
+
+@pytest.mark.parametrize("kind", ["full", "recent"])
+def test_baselines_train_and_loss_falls(micro_store, kind):
+    cfg = replace(CFG, model=kind)
+    tr, _ = split_users(micro_store, cfg)
+    losses = fit(Recommender(model_config(cfg, micro_store)), batches(micro_store, tr, cfg), cfg, epochs=2)
+    assert losses[-1] < losses[0]
+
+
+def test_vista_foundation_loss_falls(vista):
+    assert vista["losses"][-1] < vista["losses"][0]
+
+
+def test_downstream_reads_the_cache_and_leaves_stage1_frozen(micro_store, vista):
+    m, cache = vista["model"], vista["cache"]
+    cfg = replace(CFG, model="vista")
+    before = {n: p.clone() for n, p in m.named_parameters() if n.startswith("summarizer.")}
+    z = cached_z(cache, "v1", torch.tensor([0, 1]))
+    assert z.shape == (2, cfg.n_seeds, cfg.d)
+    fit(m, batches(micro_store, vista["train"][:8], cfg), cfg, epochs=1, cache=(cache, "v1"))
+    assert all(torch.equal(p, before[n]) for n, p in m.named_parameters() if n in before)
+    with pytest.raises(AssertionError, match="no summary"):
+        cached_z(cache, "v2", torch.tensor([0]))
+
+
+def test_cached_summary_matches_the_model_within_int8_error(micro_store, vista):
+    m, cache = load_model(vista["dir"] / "model.pt"), vista["cache"]
+    n = micro_store.length(3)
+    with torch.no_grad():
+        z = m.summarize(torch.as_tensor(micro_store.slice(3, 0, n - CFG.k)[0].astype(np.int64))[None])[0].numpy()
+    s = cache.get(3, "v1")
+    assert s.n_events == n - CFG.k
+    assert np.abs(s.z - z).max() <= np.abs(z).max(axis=1).max() / 254 + 1e-5
+
+
+def test_evaluate_reports_ranked_metrics_with_intervals(micro_store, vista):
+    cfg = replace(CFG, model="vista")
+    ev = evaluate(vista["model"], micro_store, vista["test"], cfg, cache=(vista["cache"], "v1"))
+    assert 0 <= ev["hr@10"] <= 1 and ev["hr@10_ci"][0] <= ev["hr@10"] <= ev["hr@10_ci"][1]
+    assert ev["ndcg@10"] <= ev["hr@10"]
+    assert set(ev["tasks"]) == set(micro_store.tasks)
+
+
+def test_vista_serving_reads_only_the_recent_window(micro_store, vista, monkeypatch):
+    m, u = vista["model"], 16  # the 2000-event user
+    reads = []
+    orig = type(micro_store).slice
+    monkeypatch.setattr(type(micro_store), "slice", lambda self, *a: reads.append(a) or orig(self, *a))
+    p = serve_request(m, micro_store, u, np.arange(1, 11), cache=vista["cache"], version="v1")
+    assert p.shape == (10, len(micro_store.tasks)) and np.all((p > 0) & (p < 1))
+    assert reads == [(u, -m.cfg.recent, None)]
+
+
+def test_measure_reports_latency_for_a_request(micro_store, vista):
+    lat = measure(vista["dir"] / "model.pt", micro_store.path, 16, cache_path=vista["dir"] / "c.sqlite", version="v1", n_cand=10, min_time_s=0.05)
+    assert lat.model == "vista" and lat.n_history == 2000 and lat.events_read == 256
+    assert lat.n_requests >= 3 and lat.median_ms > 0 and lat.requests_per_s > 0
