@@ -14,12 +14,14 @@ from rotelab.cli_common import (
     PickleOpt, QuietOpt, RemoteCodeOpt, finish, open_cache, open_model, open_run,
 )
 from rotelab.errors import RotelabError
+from rotelab.capacity import cli as capacity_cli
 from rotelab.recsys import cli as recsys_cli
 from rotelab.testbed import cli as testbed_cli
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False, help="Measure, locate and control memorization in neural networks.")
 app.add_typer(testbed_cli.app, name="testbed")
 app.add_typer(recsys_cli.app, name="recsys")
+app.add_typer(capacity_cli.app, name="capacity")
 
 
 @app.command()

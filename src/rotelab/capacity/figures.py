@@ -1,0 +1,89 @@
+"""Figures of the capacity lab (matplotlib, Agg); sample sizes, seeds and intervals on each."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from rotelab.core.runs import RunFolder  # noqa: E402
+from rotelab.core.stats import clopper_pearson  # noqa: E402
+
+
+def _slope_label(arm: str, fit: dict[str, Any]) -> str:
+    if fit.get("slope") is None:
+        return f"{arm}: slope undefined ({fit.get('slope_reason')})"
+    lo, hi = fit["slope_ci"]
+    return f"{arm}: slope {fit['slope']:.2f} [95% CI {lo:.2f}, {hi:.2f}], {fit['n_points']} pts"
+
+
+def cot_figures(run: RunFolder, s: dict[str, Any]) -> None:
+    cfg = s["config"]
+    fig, ax = plt.subplots(figsize=(6, 4.2))
+    for arm, colour in (("no_cot", "tab:blue"), ("cot", "tab:orange")):
+        pts = [p for p in s["p_star"].get(arm, []) if p["p_star"] is not None]
+        if not pts:
+            continue
+        n, p = np.array([q["n"] for q in pts]), np.array([q["p_star"] for q in pts])
+        ax.scatter(n, p, color=colour, alpha=0.7, label=_slope_label(arm, s["slopes"][arm]))
+        fit = s["slopes"][arm]
+        if fit.get("slope") is not None:
+            xs = np.linspace(n.min(), n.max(), 20)
+            ax.plot(xs, np.exp(fit["intercept"]) * xs ** fit["slope"], color=colour)
+    ax.set(xscale="log", yscale="log", xlabel="N (random-label strings)", ylabel="P* (smallest params, 100% memorised)",
+           title=f"P*(N), seeds {cfg['seeds']}, pos={cfg['pos']}, {cfg['precision']}, CoT = {cfg['pause']} pause tokens")
+    ax.title.set_fontsize(8)
+    ax.legend(fontsize=7)
+    run.figure("capacity_cot_pstar", fig)
+
+    cond = s["conditions"]
+    keys = list(cond)
+    if not keys:
+        return
+    acc = [cond[k]["memorized"] for k in keys]
+    ns = [len(cond[k]["per_example"]) for k in keys]
+    ci = [clopper_pearson(round(a * n), n) for a, n in zip(acc, ns)]
+    fig, ax = plt.subplots(figsize=(7, 0.28 * len(keys) + 1.2))
+    y = np.arange(len(keys))
+    ax.barh(y, acc, xerr=np.array([[a - lo for a, (lo, _) in zip(acc, ci)], [hi - a for a, (_, hi) in zip(acc, ci)]]), color="tab:green", alpha=0.7)
+    ax.set_yticks(y, [f"{k} (n={n})" for k, n in zip(keys, ns)], fontsize=7)
+    ax.set(xlim=(0, 1.05), xlabel="share memorised (95% Clopper-Pearson)",
+           title=f"Condition families, seed {cfg['seeds'][0]}, width {cfg['cond_width']} depth {cfg['cond_depth']}")
+    ax.title.set_fontsize(8)
+    run.figure("capacity_cot_conditions", fig)
+
+
+def robust_figures(run: RunFolder, s: dict[str, Any]) -> None:
+    cfg = s["config"]
+    fig, ax = plt.subplots(figsize=(6, 4.2))
+    pts = [p for p in s["points"] if p["p_star"] is not None]
+    if pts:
+        ax.scatter([p["rho"] for p in pts], [p["p_star"] for p in pts], alpha=0.6, label=f"P* per seed (seeds {cfg['seeds']})")
+    med = [r for r in s["per_rho"] if r["p_star_median"] is not None]
+    if med:
+        ax.plot([r["rho"] for r in med], [r["p_star_median"] for r in med], "o-", label="median P*")
+    if s["lb_constant"] is not None:
+        c = s["lb_constant"]
+        ax.plot([q["rho"] for q in s["lb_curve"]], [c * q["total"] for q in s["lb_curve"]], "k--",
+                label=f"Thm 3.1 lower bound x {c:.2f} (constant fitted)")
+    ax.set(yscale="log", xlabel="rho = mu / eps_D", ylabel="P* (100% IBP-certified)",
+           title=f"Robust memorisation: N={cfg['n']}, d={cfg['d']}, data={cfg['dataset']}, {cfg['mode']} training")
+    ax.title.set_fontsize(8)
+    ax.legend(fontsize=7)
+    run.figure("capacity_robust_pstar", fig)
+
+    rows = s["per_rho"]
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    rho = [r["rho"] for r in rows]
+    ax.plot(rho, [r["certified_last"] for r in rows], "o-", label="certified (IBP)")
+    ax.plot(rho, [r["attacked_last"] for r in rows], "s-", label="attacked (PGD-l2)")
+    ax.plot(rho, [1 - r["certified_last"] - r["attacked_last"] for r in rows], "^:", label="gap (neither)")
+    ax.set(xlabel="rho", ylabel=f"share of N={cfg['n']} balls", ylim=(-0.05, 1.05),
+           title=f"Largest net tried per rho, mean over {len(cfg['seeds'])} seeds")
+    ax.title.set_fontsize(8)
+    ax.legend(fontsize=7)
+    run.figure("capacity_robust_shares", fig)
