@@ -15,6 +15,7 @@ from rotelab.cli_common import (
 )
 from rotelab.errors import RotelabError
 from rotelab.capacity import cli as capacity_cli
+from rotelab.diffusion import cli as diffusion_cli
 from rotelab.recsys import cli as recsys_cli
 from rotelab.testbed import cli as testbed_cli
 
@@ -22,6 +23,7 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_
 app.add_typer(testbed_cli.app, name="testbed")
 app.add_typer(recsys_cli.app, name="recsys")
 app.add_typer(capacity_cli.app, name="capacity")
+app.add_typer(diffusion_cli.app, name="diffusion")
 
 
 @app.command()

@@ -1,0 +1,3 @@
+"""Text-to-image diffusion memorization (Finding Dori): a testbed trained here, replication,
+Wen et al. detection, NeMo and Wanda pruning mitigations, DoRI trigger search, locality
+diagnostics and adversarial fine-tuning."""

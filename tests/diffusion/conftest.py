@@ -1,0 +1,44 @@
+"""Session fixtures for the diffusion tests: one tiny testbed (8x8 images) trained once."""
+
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def tiny_testbed(tmp_path_factory):
+    """The ``tiny`` preset: 3 memorized pairs x16, 8 singletons, 6 unseen; 300 steps."""
+    import torch
+
+    from rotelab.diffusion.testbed import PRESETS, build_testbed
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # on the shared 2-core machine 2 threads ran ~30x slower than 1
+    out = tmp_path_factory.mktemp("diffusion_tiny")
+    summary = build_testbed(out, PRESETS["tiny"], progress=False)
+    torch.set_num_threads(threads)
+    return out, summary
+
+
+@pytest.fixture(scope="session")
+def tiny(tiny_testbed):
+    """(model, items, pixels, x0, embeddings) of the tiny testbed."""
+    from rotelab.diffusion.evaluate import item_tensors
+    from rotelab.diffusion.model import DiffusionModel
+    from rotelab.diffusion.testbed import read_items
+
+    model = DiffusionModel.load(tiny_testbed[0])
+    items = read_items(tiny_testbed[0])
+    pix, x0, ys = item_tensors(model, items)
+    return model, items, pix, x0, ys
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One torch thread in these tests only: on a shared, busy 2-core CPU two threads ran ~30x slower."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
