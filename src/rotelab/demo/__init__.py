@@ -54,12 +54,24 @@ def _unlearn(method: str) -> Callable[[Path, Path, bool], None]:
     return go
 
 
+def _lazy(module: str) -> Callable[[Path, Path, bool], None]:
+    """A capability's own ``demo_step(testbed, out, progress)``, imported when the step runs."""
+
+    def go(testbed: Path, out: Path, progress: bool) -> None:
+        import importlib
+
+        importlib.import_module(module).demo_step(testbed, out, progress)
+
+    return go
+
+
 def steps(preset: str, seed: int) -> list[DemoStep]:
     """The demo's steps, in order. Each capability adds its own here."""
     return [
         DemoStep("testbed", "Testbed", _testbed(preset, seed)),
         DemoStep("signals", "Per-token signals", _signals),
         DemoStep("unlearn-graddiff", "Unlearning (gradient difference)", _unlearn("graddiff")),
+        DemoStep("extract-book", "Book extraction (Alice, sliding)", _lazy("rotelab.extraction.demo")),
     ]
 
 
