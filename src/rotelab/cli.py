@@ -16,6 +16,7 @@ from rotelab.cli_common import (
 from rotelab.errors import RotelabError
 from rotelab.capacity import cli as capacity_cli
 from rotelab.diffusion import cli as diffusion_cli
+from rotelab.entropy import cli as entropy_cli
 from rotelab.extraction import cli as extraction_cli
 from rotelab.recsys import cli as recsys_cli
 from rotelab.testbed import cli as testbed_cli
@@ -25,6 +26,7 @@ app.add_typer(testbed_cli.app, name="testbed")
 app.add_typer(recsys_cli.app, name="recsys")
 app.add_typer(capacity_cli.app, name="capacity")
 app.add_typer(diffusion_cli.app, name="diffusion")
+app.add_typer(entropy_cli.app, name="entropy")
 app.add_typer(extraction_cli.extract_app, name="extract")
 app.command("weightdiff")(extraction_cli.weightdiff)
 

@@ -72,6 +72,7 @@ def steps(preset: str, seed: int) -> list[DemoStep]:
         DemoStep("signals", "Per-token signals", _signals),
         DemoStep("unlearn-graddiff", "Unlearning (gradient difference)", _unlearn("graddiff")),
         DemoStep("extract-book", "Book extraction (Alice, sliding)", _lazy("rotelab.extraction.demo")),
+        DemoStep("entropy", "Matrix-based entropy per layer", _lazy("rotelab.entropy.demo")),
     ]
 
 
