@@ -117,7 +117,8 @@ class HFLanguageModel(LanguageModel):
         ids, mask = self._right_pad(batch)  # (B, T)
         # Right padding: positions 0..len-1 are the default position ids, so none are passed.
         logits = self.model(input_ids=ids, attention_mask=mask).logits  # (B, T, V)
-        sig = signals_from_logits(logits[:, :-1], ids[:, 1:])  # each (B, T-1)
+        # Align without copying: position t predicts token t+1; the last position is dropped below.
+        sig = signals_from_logits(logits, torch.roll(ids, -1, dims=1))  # each (B, T)
         sig = {k: v.cpu().numpy() for k, v in sig.items()}
         out = []
         for r, x in enumerate(batch):

@@ -83,18 +83,26 @@ def signals_from_logits(logits: torch.Tensor, input_ids: torch.Tensor) -> dict[s
 
     Parameters
     ----------
-    logits : (B, T, V) logits at positions 1..T predicting tokens 2..T+1 (already shifted: position
-        t of ``logits`` predicts ``input_ids[:, t]``).
+    logits : (B, T, V) logits; position t predicts ``input_ids[:, t]`` (already aligned).
     input_ids : (B, T) the predicted tokens.
 
     Returns dict of (B, T) tensors: logp, mu, sigma, argmax.
+
+    Notes
+    -----
+    Written by hand because no library returns these moments without materialising several
+    (B, T, V) temporaries: here only log p and p exist at once, and the two expectations
+    E_p[log p] and E_p[(log p - mu)^2] are batched dot products (bmm), not elementwise products.
     """
+    B, T, V = logits.shape
     logprobs = torch.log_softmax(logits.float(), dim=-1)  # (B, T, V)
-    probs = logprobs.exp()
     logp = logprobs.gather(-1, input_ids.unsqueeze(-1)).squeeze(-1)
-    mu = (probs * logprobs).sum(-1)
-    e2 = (probs * logprobs.square()).sum(-1)
-    sigma = (e2 - mu.square()).clamp_min(1e-6).sqrt()
+    probs = logprobs.exp()  # (B, T, V)
+    lp_col = logprobs.view(B * T, V, 1)
+    mu = torch.bmm(probs.view(B * T, 1, V), lp_col).view(B, T)  # E_p[log p]
+    logprobs.sub_(mu.unsqueeze(-1))  # centred in place: two-pass variance, no cancellation
+    var = torch.bmm(probs.mul_(logprobs).view(B * T, 1, V), lp_col).view(B, T)  # E_p[(log p - mu)^2]
+    sigma = var.clamp_min(1e-6).sqrt()
     return {"logp": logp, "mu": mu, "sigma": sigma, "argmax": logits.argmax(-1)}
 
 
