@@ -80,7 +80,7 @@ def render_unlearning(run: Path, manifest: dict) -> str | None:
         return "<p>Retrain control: a model trained from scratch on <code>retain</code> only.</p>" + table([{"split": k, "mean NLL": v} for k, v in res["losses"].items()])
     rows = [{"checkpoint": k, "step": v["step"], "forget NLL": v["forget"], "retain NLL": v["retain"], "holdout NLL": v["holdout"], "target reached": v["reached"]} for k, v in res["checkpoints"].items()]
     parts = [f"<p>Method <b>{res['method']}</b>; before unlearning: forget {res['base_losses']['forget']:.3f}, retain {res['base_losses']['retain']:.3f}, holdout {res['base_losses']['holdout']:.3f} (mean NLL). "
-             f"Checkpoints are saved when the forget loss reaches each multiple of the holdout loss; <code>model/</code> is the strongest ({res['strongest']}).</p>", table(rows)]
+             f"Checkpoints are saved when the forget loss reaches each multiple of the holdout loss; <code>model/</code> is the strongest ({res['strongest']}). Retain and holdout losses during training are logged on fixed random subsets of 256 samples.</p>", table(rows)]
     if (run / "figures/unlearning_losses.png").exists():
         parts.append(img(run / "figures/unlearning_losses.png", alt="losses during unlearning"))
     return "\n".join(parts)

@@ -40,6 +40,7 @@ class UnlearnConfig:
     retain_weight: float = 1.0  # alpha
     forget_weight: float = 1.0  # gamma
     seed: int = 0
+    eval_samples: int = 256  # retain / holdout losses are logged on a fixed random subset of this size
 
 
 def _batch(ids: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -102,6 +103,9 @@ def unlearn(testbed: Path, cfg: UnlearnConfig, run: RunFolder, *, progress: bool
         return [x[:L] for x in tok([r["text"] for r in rows])["input_ids"]]
 
     forget, retain, holdout = ids(splits["forget"]), ids(splits["retain"]), ids(splits["holdout"])
+    pick = random.Random(cfg.seed + 7)
+    retain_eval = pick.sample(retain, min(cfg.eval_samples, len(retain)))
+    holdout_eval = pick.sample(holdout, min(cfg.eval_samples, len(holdout)))
     run.manifest["testbed"] = str(testbed.resolve())
     run.manifest["splits"] = {k: str((testbed / "splits" / f"{k}.jsonl").resolve()) for k in ("forget", "retain", "holdout", "members", "nonmembers", "paraphrases", "canaries", "prefix_pool")}
     run.manifest["config"] = asdict(cfg)
@@ -112,7 +116,7 @@ def unlearn(testbed: Path, cfg: UnlearnConfig, run: RunFolder, *, progress: bool
     torch.manual_seed(cfg.seed)
     model = AutoModelForCausalLM.from_pretrained(testbed / "model")
     ref = copy.deepcopy(model).eval() if cfg.method == "npo" else None
-    base = {"forget": mean_nll(model, forget), "retain": mean_nll(model, retain), "holdout": mean_nll(model, holdout)}
+    base = {"forget": mean_nll(model, forget), "retain": mean_nll(model, retain_eval), "holdout": mean_nll(model, holdout)}
     targets = {f"{s:.1f}x": s * base["holdout"] for s in STRENGTHS}
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.0)
     rng = random.Random(cfg.seed)
@@ -144,7 +148,7 @@ def unlearn(testbed: Path, cfg: UnlearnConfig, run: RunFolder, *, progress: bool
             f_loss = mean_nll(model, forget)
             crossed = [name for name, target in targets.items() if name not in saved and f_loss >= target]
             if crossed or step % cfg.eval_every == 0 or step == cfg.max_steps:
-                cur = {"step": step, "forget": f_loss, "retain": mean_nll(model, retain), "holdout": mean_nll(model, holdout)}
+                cur = {"step": step, "forget": f_loss, "retain": mean_nll(model, retain_eval), "holdout": mean_nll(model, holdout_eval)}
                 log.append(cur)
                 for name in crossed:
                     save_model_dir(model, tok, _ckpt_dir(run, name))
