@@ -18,6 +18,7 @@ from rotelab.capacity import cli as capacity_cli
 from rotelab.diffusion import cli as diffusion_cli
 from rotelab.entropy import cli as entropy_cli
 from rotelab.extraction import cli as extraction_cli
+from rotelab.membership import cli as membership_cli
 from rotelab.recsys import cli as recsys_cli
 from rotelab.testbed import cli as testbed_cli
 
@@ -28,6 +29,8 @@ app.add_typer(capacity_cli.app, name="capacity")
 app.add_typer(diffusion_cli.app, name="diffusion")
 app.add_typer(entropy_cli.app, name="entropy")
 app.add_typer(extraction_cli.extract_app, name="extract")
+app.add_typer(membership_cli.mia_app, name="mia")
+app.add_typer(membership_cli.remind_app, name="remind")
 app.command("weightdiff")(extraction_cli.weightdiff)
 
 

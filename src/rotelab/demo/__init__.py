@@ -54,13 +54,13 @@ def _unlearn(method: str) -> Callable[[Path, Path, bool], None]:
     return go
 
 
-def _lazy(module: str) -> Callable[[Path, Path, bool], None]:
+def _lazy(module: str, fn: str = "demo_step") -> Callable[[Path, Path, bool], None]:
     """A capability's own ``demo_step(testbed, out, progress)``, imported when the step runs."""
 
     def go(testbed: Path, out: Path, progress: bool) -> None:
         import importlib
 
-        importlib.import_module(module).demo_step(testbed, out, progress)
+        getattr(importlib.import_module(module), fn)(testbed, out, progress)
 
     return go
 
@@ -70,7 +70,9 @@ def steps(preset: str, seed: int) -> list[DemoStep]:
     return [
         DemoStep("testbed", "Testbed", _testbed(preset, seed)),
         DemoStep("signals", "Per-token signals", _signals),
+        DemoStep("mia", "Membership inference", _lazy("rotelab.membership.demo", "mia_demo_step")),
         DemoStep("unlearn-graddiff", "Unlearning (gradient difference)", _unlearn("graddiff")),
+        DemoStep("remind", "REMIND: residual memorization after unlearning", _lazy("rotelab.membership.demo")),
         DemoStep("extract-book", "Book extraction (Alice, sliding)", _lazy("rotelab.extraction.demo")),
         DemoStep("entropy", "Matrix-based entropy per layer", _lazy("rotelab.entropy.demo")),
     ]

@@ -1,0 +1,108 @@
+"""``mia run``: score members and non-members with every chosen attack, one signal pass shared.
+
+Writes ``scores.parquet`` (id, label, one column per attack), ``metrics.json`` (per attack
+:func:`rotelab.core.stats.summarize`, plus the bag-of-words check under ``"bag_of_words"``),
+``figures/mia_roc.png``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from rotelab.core.runs import RunFolder, read_json, read_parquet
+from rotelab.core.signals import compute_signals
+from rotelab.core.stats import summarize
+from rotelab.membership.attacks import ATTACKS
+from rotelab.membership.bow import confound_check
+from rotelab.membership.context import AttackContext, MIAConfig
+
+if TYPE_CHECKING:
+    from rotelab.core.cache import SignalCache
+    from rotelab.core.data import Sample
+    from rotelab.core.models import LanguageModel
+
+
+def check_access(lm: "LanguageModel", attacks: list[str]) -> None:
+    """Refuse, before any pass, an attack the backend cannot serve."""
+    for a in attacks:
+        lm.require(ATTACKS[a].needs, method=f"attack '{a}'")
+
+
+def score_attacks(ctx: AttackContext, attacks: list[str], run: RunFolder | None = None) -> dict[str, np.ndarray]:
+    """Scores of each attack (higher = member); with ``run``, each attack is a resumable step."""
+    out = {}
+    for a in attacks:
+        if run is None:
+            out[a] = np.asarray(ATTACKS[a].run(ctx), dtype=float)
+            continue
+        name = f"attack_{a}.npy"
+
+        def go(a=a, name=name):
+            s = np.asarray(ATTACKS[a].run(ctx), dtype=float)
+            np.save(run.file(name), s)
+            return s
+
+        out[a] = run.step(f"attack:{a}", go, load=lambda name=name: np.load(run.file(name)))
+    return out
+
+
+def run_mia(
+    lm: "LanguageModel",
+    members: list["Sample"],
+    nonmembers: list["Sample"],
+    run: RunFolder,
+    attacks: list[str],
+    *,
+    config: MIAConfig = MIAConfig(),
+    reference: "LanguageModel | None" = None,
+    prefix_texts: list[str] | None = None,
+    embedding_from: Path | None = None,
+    cache: "SignalCache | None" = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Run the suite; returns ``metrics.json``'s content."""
+    samples = members + nonmembers
+    texts = [s.text for s in samples]
+    labels = np.array([1] * len(members) + [0] * len(nonmembers))
+    check_access(lm, attacks)
+    sig = compute_signals(lm, texts, ids=[s.id for s in samples], batch_size=config.batch_size, cache=cache, progress=progress)
+    ctx = AttackContext(lm, texts, sig, config, reference=reference, prefix_texts=prefix_texts, embedding_from=embedding_from, cache=cache, progress=progress)
+    scores = score_attacks(ctx, attacks, run)
+    run.write_parquet("scores.parquet", {"id": [s.id for s in samples], "label": labels, **scores})
+    metrics: dict[str, Any] = {a: summarize(scores[a], labels, seed=config.seed) for a in attacks}
+    metrics["bag_of_words"] = confound_check(texts, labels, seed=config.seed)
+    run.write_json("metrics.json", metrics)
+    plot_roc(run, scores, labels, metrics)
+    return metrics
+
+
+def plot_roc(run: RunFolder, scores: dict[str, np.ndarray], labels: np.ndarray, metrics: dict[str, Any], *, name: str = "mia_roc", title: str = "") -> None:
+    """ROC curves (log FPR axis, where low-FPR figures live), AUC and bootstrap CI in the legend."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from rotelab.core.stats import roc_curve_points
+
+    fig, ax = plt.subplots(figsize=(5.5, 4.5))
+    for a, s in scores.items():
+        fpr, tpr = roc_curve_points(s, labels)
+        m = metrics[a]
+        ci = m.get("auc_ci") or [float("nan")] * 2
+        ax.plot(np.maximum(fpr, 1e-3), tpr, label=f"{a}: AUC {m['auc']:.2f} [{ci[0]:.2f}, {ci[1]:.2f}]")
+    ax.plot([1e-3, 1], [1e-3, 1], "k:", lw=0.8)
+    ax.set_xscale("log")
+    ax.set_xlabel("false positive rate (log)")
+    ax.set_ylabel("true positive rate")
+    n1, n0 = int(labels.sum()), int((1 - labels).sum())
+    ax.set_title(title or f"{n1} members vs {n0} non-members; 95% bootstrap CI, seed {run.manifest.get('seed')}", fontsize=9)
+    ax.legend(fontsize=7, loc="lower right")
+    run.figure(name, fig)
+
+
+def load_result(run: Path) -> tuple[dict, dict]:
+    return read_json(run / "metrics.json"), read_parquet(run / "scores.parquet")

@@ -1,0 +1,92 @@
+"""``mia run`` and ``remind run`` through typer: outputs, one-line refusals before a run folder, resume."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from rotelab.core.data import write_jsonl
+from rotelab.core.runs import read_json, read_parquet
+from rotelab.membership.cli import mia_app, remind_app
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def files(tiny_testbed, tiny_splits, tmp_path_factory):
+    d = tmp_path_factory.mktemp("mia_cli")
+    mem = [r for r in tiny_splits["members"] if r["kind"] == "book" and r["copies"] >= 15][:20]
+    non = [r for r in tiny_splits["nonmembers"] if r["kind"] == "book"][:20]
+    write_jsonl(d / "mem.jsonl", mem)
+    write_jsonl(d / "non.jsonl", non)
+    write_jsonl(d / "retain.jsonl", [r for r in tiny_splits["retain"] if r["kind"] == "fact"][:9])
+    write_jsonl(d / "forget.jsonl", tiny_splits["forget"][:9])
+    write_jsonl(d / "holdout.jsonl", tiny_splits["holdout"][:9])
+    return d
+
+
+def test_mia_run_writes_scores_metrics_roc_and_report(tiny_testbed, files, tmp_path):
+    out = tmp_path / "run"
+    args = ["run", "--model", str(tiny_testbed), "--members", str(files / "mem.jsonl"), "--nonmembers", str(files / "non.jsonl"),
+            "--attacks", "loss,zlib,minkpp,recall", "--out", str(out), "--json", "--no-cache", "-q"]
+    r = runner.invoke(mia_app, args)
+    assert r.exit_code == 0, r.output
+    m = json.loads(r.stdout)
+    for a in ("loss", "zlib", "minkpp", "recall"):
+        assert m[a]["n_members"] == 20 and m[a]["auc"] > 0.6
+        assert m[a]["tpr_at_1pct_fpr"] is None and "needed" in m[a]["tpr_at_1pct_fpr_reason"]
+    assert "verdict" in m["bag_of_words"]
+    t = read_parquet(out / "scores.parquet")
+    assert list(t) == ["id", "label", "loss", "zlib", "minkpp", "recall"] and t["label"].sum() == 20
+    assert (out / "figures/mia_roc.png").exists()
+    assert "Bag-of-words check" in (out / "report.html").read_text()
+    # Resume: every attack is a finished step and is not recomputed.
+    steps = read_json(out / "manifest.json")["steps_done"]
+    assert {"attack:loss", "attack:recall"} <= set(steps)
+    r2 = runner.invoke(mia_app, args)
+    assert r2.exit_code == 0 and np.allclose(read_parquet(out / "scores.parquet")["recall"], t["recall"])
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--attacks", "loss,minkp"], "Did you mean: minkpp"),
+        (["--attacks", "reference"], "needs --reference"),
+        (["--k", "1.5"], "--k must be in (0, 1]"),
+    ],
+)
+def test_mia_run_refuses_bad_input_before_any_run_folder(tiny_testbed, files, tmp_path, extra, message):
+    out = tmp_path / "never"
+    r = runner.invoke(mia_app, ["run", "--model", str(tiny_testbed), "--members", str(files / "mem.jsonl"), "--nonmembers", str(files / "non.jsonl"), "--out", str(out), *extra])
+    assert r.exit_code != 0 and message in str(r.exception)
+    assert not out.exists()
+
+
+def test_remind_run_writes_features_and_metrics(tiny_testbed, files, tmp_path):
+    out = tmp_path / "remind"
+    r = runner.invoke(remind_app, ["run", "--model", str(tiny_testbed), "--retain", str(files / "retain.jsonl"), "--forget", str(files / "forget.jsonl"),
+                                   "--holdout", str(files / "holdout.jsonl"), "--variants", "2", "--ranks", "1,2", "--folds", "3", "--out", str(out), "--json", "--no-cache", "-q"])
+    assert r.exit_code == 0, r.output
+    m = json.loads(r.stdout)
+    assert set(m["baselines"]) == {"loss", "minkpp", "neighbourhood", "rouge_l"}
+    for block in [m["remind"], *m["baselines"].values()]:
+        assert {"auc_forgotten_vs_holdout", "auc_forgotten_vs_holdout_ci", "tpr_at_1pct_fpr_forgotten_vs_holdout", "auc_3way_macro"} <= set(block)
+    f = read_parquet(out / "features.parquet")
+    assert len(f["id"]) == 27 and set(np.unique(f["fold"])) == {0, 1, 2}
+    assert "REMIND" in (out / "report.html").read_text()
+
+
+@pytest.mark.parametrize("arch", ["gpt2", "llama"])
+def test_mia_run_works_on_any_causal_lm_folder(arch_dirs, tmp_path, arch):
+    write_jsonl(tmp_path / "m.jsonl", [{"id": f"m{i}", "text": f"the quick fox jumps over the lazy dog number {i}, and then it sleeps."} for i in range(6)])
+    write_jsonl(tmp_path / "n.jsonl", [{"id": f"n{i}", "text": f"the old owl jumps over the red hen number {i}."} for i in range(6)])
+    write_jsonl(tmp_path / "p.jsonl", [{"text": "the slow cat sleeps."}])
+    r = runner.invoke(mia_app, ["run", "--model", str(arch_dirs[arch]), "--members", str(tmp_path / "m.jsonl"), "--nonmembers", str(tmp_path / "n.jsonl"),
+                                "--attacks", "loss,lowercase,neighbourhood,recall,gradnorm", "--neighbours", "2", "--prefix-pool", str(tmp_path / "p.jsonl"),
+                                "--out", str(tmp_path / "o"), "--json", "--no-cache", "-q"])
+    assert r.exit_code == 0, r.output
+    m = json.loads(r.stdout)
+    assert all(m[a]["auc"] is not None for a in ("loss", "lowercase", "neighbourhood", "recall", "gradnorm"))
