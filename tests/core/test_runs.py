@@ -25,6 +25,14 @@ def test_resume_skips_finished_steps(tmp_path):
     assert calls == ["a", "b"]
 
 
+def test_reopening_keeps_what_capabilities_recorded(tmp_path):
+    run = RunFolder(tmp_path, command="x", options={"a": 1}, seed=0)
+    run.manifest["training"] = {"steps": 5}
+    run.save_manifest()
+    again = RunFolder(tmp_path, command="x", options={"a": 1}, seed=0)
+    assert again.manifest["training"] == {"steps": 5}
+
+
 def test_other_command_in_same_folder_refused(tmp_path):
     RunFolder(tmp_path, command="x", options={})
     with pytest.raises(RotelabError, match="holds a 'x' run"):

@@ -40,6 +40,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; results are meant to be shared
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -129,6 +130,7 @@ class RunFolder:
                 f"{self.path}: holds a '{old.get('command')}' run; use another --out for '{command}'"
             )
         self.manifest: dict[str, Any] = {
+            **(old or {}),  # keep what capabilities recorded (preset, training log, ...) on resume
             "command": command,
             "options": _jsonable(options),
             "seed": seed,
