@@ -19,7 +19,7 @@ def test_demo_runs_every_step_resumes_and_reports(tiny_testbed, tmp_path, monkey
     r = CliRunner().invoke(app, ["report", str(out)])  # rebuilt through the CLI: manifest keys survive
     assert r.exit_code == 0, r.output
     html = (out / "report.html").read_text()
-    for title in ("Testbed: what the model memorized", "Per-token signals", "Unlearning", "Membership", "REMIND"):
+    for title in ("Testbed: what the model memorized", "Per-token signals", "Unlearning", "Membership", "REMIND", "Verbatim extraction", "Matrix-based entropy"):
         assert title in html, title
     # a second run skips every finished step
     before = (out / "unlearn-graddiff" / "unlearn.json").stat().st_mtime
