@@ -50,7 +50,9 @@ def test_npo_runs_and_records_the_step_cap_when_targets_are_not_reached(tiny_tes
 
 def test_unlearn_cli_refuses_a_non_testbed_folder(tmp_path):
     r = CliRunner().invoke(app, ["testbed", "unlearn", "--testbed", str(tmp_path), "--out", str(tmp_path / "o")])
-    assert r.exit_code == 2 or "not a testbed folder" in str(r.exception)
+    from rotelab.errors import RotelabError
+
+    assert isinstance(r.exception, RotelabError) and "not a testbed folder" in str(r.exception)
     assert not (tmp_path / "o").exists()
 
 

@@ -42,17 +42,6 @@ ThresholdOpt = Annotated[float, typer.Option("--threshold", help="Replication th
 SeedsOpt = Annotated[int, typer.Option("--n-seeds", help="Generations per prompt.")]
 
 
-def _threads() -> None:
-    """ROTELAB_THREADS caps torch's CPU threads: on a shared, oversubscribed CPU one thread per
-    process ran ~30x faster than two (measured here; OpenMP threads wait on each other)."""
-    import os
-
-    import torch
-
-    if os.environ.get("ROTELAB_THREADS"):
-        torch.set_num_threads(int(os.environ["ROTELAB_THREADS"]))
-
-
 def _load(model: Path, data: Path | None):
     """Validate --model and --data before any run folder exists."""
     from rotelab.diffusion.model import DiffusionModel
@@ -84,7 +73,6 @@ def testbed_build(preset: Annotated[Preset, typer.Option("--preset", help="tiny 
     if steps is not None and steps < 1:
         raise RotelabError(f"--steps must be >= 1; got {steps}")
     cfg = replace(PRESETS[preset.value], seed=seed, **({"steps": steps} if steps else {}))
-    _threads()
     run = open_run(out, "diffusion testbed build", {"preset": preset.value, **asdict(cfg)}, seed=seed)
     res = run.step("train", lambda: build_testbed(run.path, cfg, progress=not quiet))
     if res is None:
@@ -103,7 +91,6 @@ def detect(model: ModelOpt, data: DataOpt = None, n_noises: Annotated[int, typer
 
     _check("--threshold", threshold, -1, 1)
     m, items, data = _load(model, data)
-    _threads()
     run = open_run(out, "diffusion detect", dict(model=model, data=data, n_noises=n_noises, n_seeds=n_seeds, threshold=threshold))
     run.add_input("data", data)
     finish(run, run_detect(run, m, items, n_noises=n_noises, n_seeds=n_seeds, threshold=threshold, progress=not quiet), as_json=json_out, quiet=quiet)
@@ -124,7 +111,6 @@ def mitigate_cmd(model: ModelOpt, method: Annotated[Method, typer.Option("--meth
     m, items, data = _load(model, data)
     if not any(it["label"] == 1 and "image" in it for it in items):
         raise RotelabError(f"{data}: no memorized item (label 1) with an image")
-    _threads()
     cfg = AdversarialConfig(steps=adv_steps, seed=seed)
     run = open_run(out, "diffusion mitigate", dict(model=model, data=data, method=method.value, n_seeds=n_seeds, threshold=threshold, adversarial=asdict(cfg)), seed=seed)
     run.add_input("data", data)
@@ -150,7 +136,6 @@ def dori(model: ModelOpt, data: DataOpt = None,
             raise RotelabError(f"{name} must be >= 1; got {v}")
     m, items, data = _load(model, data)
     mit_obj = mit.load(mitigation) if mitigation is not None else None
-    _threads()
     cfg = DoriConfig(steps=steps, lr=lr, n_eval_seeds=n_seeds)
     run = open_run(out, "diffusion dori", dict(model=model, data=data, mitigation=mitigation, init=init.value, starts=starts, dori=asdict(cfg), threshold=threshold), seed=seed)
     run.add_input("data", data)
@@ -178,7 +163,6 @@ def locality_cmd(model: ModelOpt, data: DataOpt = None,
         item = mem[0]
     elif item not in mem:
         raise RotelabError(f"--item {item!r}: not a memorized item with an image in {data}; available: {', '.join(mem[:10])}")
-    _threads()
     cfg = DoriConfig(steps=steps, n_eval_seeds=n_seeds)
     run = open_run(out, "diffusion locality", dict(model=model, data=data, item=item, starts=starts, dori=asdict(cfg), threshold=threshold), seed=seed)
     run.add_input("data", data)
