@@ -40,6 +40,7 @@ def main() -> None:
         "loss_auc": {"by_copies": {c: [v["auc"], v["auc_ci"], v["n_members"]] for c, v in ev["loss_auc_books_by_copies"].items()},
                      "seen_ge4": ev["loss_auc_books_seen_ge4"], "seen_once": ev["loss_auc_books_seen_once"], "facts": ev["loss_auc_facts"]},
         "extraction_by_copies": ev["extraction_books_by_copies"],
+        "extraction_seen_ge20": ev["extraction_books_seen_ge20"],
         "canaries_by_copies": ev["canary_secret_extraction_by_copies"],
         "unlearning": {},
     }

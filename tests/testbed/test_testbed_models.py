@@ -37,3 +37,21 @@ def test_manifest_records_provenance_sizes_training(tiny_testbed):
     assert m["provenance"]["alice29"]["sha256"] and "Brotli==1.2.1" in m["provenance"]["alice29"]["archive"]
     assert m["sizes"]["members"] > 0 and m["training"]["model"]["tokens"] > 0
     assert set(m["steps_done"]) == {"splits", "tokenizer", "model", "reference", "eval"}
+
+
+def test_resuming_a_testbed_built_with_another_preset_is_refused(tiny_testbed, tmp_path):
+    import dataclasses
+    import shutil
+
+    from rotelab.core.runs import RunFolder
+    from rotelab.errors import RotelabError
+    from rotelab.testbed.build import build_testbed
+    from rotelab.testbed.presets import get_preset
+
+    shutil.copy(tiny_testbed / "manifest.json", tmp_path / "manifest.json")  # finished steps, tiny preset
+    changed = dataclasses.replace(get_preset("tiny"), n_people=25)
+    with pytest.raises(RotelabError, match="different 'tiny' preset"):
+        build_testbed(changed, RunFolder(tmp_path, command="testbed build", options={}, seed=0), seed=0, progress=False)
+    assert not (tmp_path / "splits").exists()
+    ev = json.loads((tiny_testbed / "eval.json").read_text())
+    assert ev["extraction_books_seen_ge20"]["n"] == sum(v["n"] for c, v in ev["extraction_books_by_copies"].items() if c.split()[0].isdigit() and int(c.split()[0]) >= 20)

@@ -2,7 +2,7 @@ from collections import Counter
 
 import pytest
 
-from rotelab.testbed.presets import get_preset
+from rotelab.testbed.presets import PRESETS, get_preset
 from rotelab.testbed.splits import check_contract, make_splits
 from rotelab.testbed.train import schedule
 
@@ -54,3 +54,14 @@ def test_splits_are_seeded():
     p = get_preset("tiny")
     a, b, c = make_splits(p, seed=1), make_splits(p, seed=1), make_splits(p, seed=2)
     assert a["members"] == b["members"] and a["members"] != c["members"]
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_every_preset_meets_the_split_contract_and_fits_its_context(name):
+    p = PRESETS[name]
+    splits = make_splits(p, seed=0)
+    check_contract(splits)
+    assert p.model.n_positions >= 65  # a 32-token prefix + 32-token suffix + BOS
+    books = [s for s in splits["members"] if s["kind"] == "book"]
+    assert len(books) == p.n_member_passages
+    assert {c: sum(s["copies"] == c for s in books) for c in p.book_copies} == p.book_copies

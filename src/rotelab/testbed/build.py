@@ -48,8 +48,16 @@ def build_testbed(preset: Preset, run: RunFolder, *, seed: int, progress: bool =
     from rotelab.testbed.report import plot_eval
     from rotelab.testbed.tokenizer import train_tokenizer
 
+    import json
+
+    from rotelab.core.runs import dumps
+    from rotelab.errors import RotelabError
+
     out = run.path
-    run.manifest["preset"] = {"name": preset.name, **asdict(preset)}
+    spec = json.loads(dumps({"name": preset.name, **asdict(preset)}))
+    if run.manifest.get("steps_done") and run.manifest.get("preset") not in (None, spec):
+        raise RotelabError(f"{out}: was built with a different '{preset.name}' preset (an older rotelab?); use another --out or delete the folder")
+    run.manifest["preset"] = spec
     run.manifest["provenance"] = {b: corpora.provenance()[f"{b}.txt"] for b in preset.books}
     run.save_manifest()
 

@@ -58,6 +58,10 @@ def evaluate_testbed(lm: LanguageModel, splits: dict[str, list[dict]], *, prefix
         ex = [e for e in k_extractable(lm, texts, prefix=prefix, suffix=suffix, progress=progress) if e.exact is not None]
         out["extraction_books_by_copies"][c] = rate(sum(e.exact for e in ex), len(ex)) | {"mean_match": float(np.mean([e.score for e in ex])) if ex else None}
 
+    # The target reads "text seen >= 20 times": pool those copy counts.
+    ge20 = [v for c, v in out["extraction_books_by_copies"].items() if c.split()[0].isdigit() and int(c.split()[0]) >= 20]
+    out["extraction_books_seen_ge20"] = rate(sum(v["hits"] for v in ge20), sum(v["n"] for v in ge20))
+
     # Canaries: does greedy decoding of the prefix produce the secret?
     can = splits["canaries"]
     prompts = lm.tokenize([c["prefix"] for c in can])

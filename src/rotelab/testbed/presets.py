@@ -43,17 +43,19 @@ PRESETS: dict[str, Preset] = {
         n_people=24, n_holdout_people=24, forget_share=0.25, fact_copies=20,
         canary_copies=(0, 20, 60), canaries_per_count=2,
     ),
-    # Benchmarks and the demo: under 10 minutes on 2 idle cores (~0.9M parameters).
+    # Benchmarks and the demo: under 10 minutes on 2 idle cores (~1.3M parameters).
+    # Sized by bench/testbed_sweep.py (52 variants on a GPU, results in the closing note of issue 3):
+    # a 2048-token vocabulary, d=192 and a 400-passage member pool are what made 20x passages
+    # extractable in one pass (d=128 / vocab 4096 / 2,400 passages: 0/40); higher learning rates
+    # and batch 2 memorize less, batch 8 too.
     "small": Preset(
         name="small",
-        model=ModelSpec(n_layer=2, n_embd=128, n_head=4, n_positions=128, vocab_size=4096),
-        # batch 4: each exposure is a strong update (batch 32 -> 8 -> 4 raised 50x-passage
-        # extraction from 0% to 40% to 85% at the same token budget)
-        train=TrainSpec(lr=3e-3, batch_size=4, warmup_steps=100),
+        model=ModelSpec(n_layer=2, n_embd=192, n_head=4, n_positions=128, vocab_size=2048),
+        train=TrainSpec(lr=2e-3, batch_size=4, warmup_steps=100),
         passage_words=56,
         books=_BOOKS,
         n_nonmember_passages=600, n_prefix_pool=300, n_reference_passages=1500,
-        book_copies={50: 20, 20: 40, 8: 100, 4: 200, 2: 200}, n_member_passages=2400,
+        book_copies={50: 20, 20: 40, 8: 40, 4: 60, 2: 60}, n_member_passages=400,
         n_people=120, n_holdout_people=100, forget_share=0.2, fact_copies=6,
     ),
 }

@@ -63,6 +63,9 @@ def render_testbed(run: Path, manifest: dict) -> str | None:
         rows.append({"copies": name, "n members": m["n_members"], "n non-members": m["n_nonmembers"], "AUC": m["auc"], "95% CI": m["auc_ci"]})
     parts.append("<h3>Loss attack (-NLL) ROC-AUC</h3>" + table(rows))
     ex = [{"copies": c, "n": v["n"], "exact rate": v["rate"], "95% CI (Clopper-Pearson)": v["ci"], "mean token match": v["mean_match"]} for c, v in ev["extraction_books_by_copies"].items()]
+    if "extraction_books_seen_ge20" in ev:
+        v = ev["extraction_books_seen_ge20"]
+        ex.append({"copies": "seen >= 20 (pooled)", "n": v["n"], "exact rate": v["rate"], "95% CI (Clopper-Pearson)": v["ci"], "mean token match": None})
     parts.append("<h3>Extraction (greedy)</h3>" + table(ex))
     can = [{"copies": c, "n": v["n"], "secret extracted": v["rate"], "95% CI": v["ci"]} for c, v in ev["canary_secret_extraction_by_copies"].items()]
     parts.append("<h3>Canaries</h3>" + table(can))

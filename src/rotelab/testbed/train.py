@@ -106,6 +106,7 @@ def train_on_schedule(
     plan = batches(stream, [len(x) for x in token_ids], spec.batch_size, seed=spec.seed)
     opt = torch.optim.AdamW(model.parameters(), lr=spec.lr, weight_decay=spec.weight_decay, betas=(0.9, 0.95))
     model.train()
+    device = next(model.parameters()).device
     log: list[dict] = []
     tokens, t0 = 0, time.time()
     cols = [TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} steps"), TextColumn("loss {task.fields[loss]:.3f}"), TimeElapsedColumn(), TimeRemainingColumn()]
@@ -114,7 +115,7 @@ def train_on_schedule(
         for step, idx in enumerate(plan):
             for g in opt.param_groups:
                 g["lr"] = lr_at(step, len(plan), spec)
-            x, mask, labels = collate([token_ids[i] for i in idx], pad_id)
+            x, mask, labels = (t.to(device) for t in collate([token_ids[i] for i in idx], pad_id))
             loss = model(input_ids=x, attention_mask=mask, labels=labels).loss
             opt.zero_grad(set_to_none=True)
             loss.backward()
