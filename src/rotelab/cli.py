@@ -20,6 +20,7 @@ from rotelab.entropy import cli as entropy_cli
 from rotelab.extraction import cli as extraction_cli
 from rotelab.membership import cli as membership_cli
 from rotelab.recsys import cli as recsys_cli
+from rotelab.steering import cli as steering_cli
 from rotelab.testbed import cli as testbed_cli
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False, help="Measure, locate and control memorization in neural networks.")
@@ -31,6 +32,7 @@ app.add_typer(entropy_cli.app, name="entropy")
 app.add_typer(extraction_cli.extract_app, name="extract")
 app.add_typer(membership_cli.mia_app, name="mia")
 app.add_typer(membership_cli.remind_app, name="remind")
+app.add_typer(steering_cli.app, name="steer")
 app.command("weightdiff")(extraction_cli.weightdiff)
 
 

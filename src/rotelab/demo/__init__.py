@@ -75,6 +75,7 @@ def steps(preset: str, seed: int) -> list[DemoStep]:
         DemoStep("remind", "REMIND: residual memorization after unlearning", _lazy("rotelab.membership.demo")),
         DemoStep("extract-book", "Book extraction (Alice, sliding)", _lazy("rotelab.extraction.demo")),
         DemoStep("entropy", "Matrix-based entropy per layer", _lazy("rotelab.entropy.demo")),
+        DemoStep("steering", "Dynamic Mode Steering (probe + steering)", _lazy("rotelab.steering.demo")),
     ]
 
 

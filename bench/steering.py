@@ -1,0 +1,74 @@
+"""Benchmark: Dynamic Mode Steering on the ``small`` testbed; writes bench/results/steering_small.json.
+
+Per seed (the seed draws the probe / held-out split of prompts and the diversity samples): the probe
+run (diversity labels by default) and the steering eval (none, static at 4 strengths, dynamic at 4
+alpha_max, gated at 2, dynamic + contrastive logits) on held-out memorized prompts, non-member
+passages (cross-entropy) and paraphrased questions of trained facts.
+
+Run: ROTELAB_THREADS=1 .venv/bin/python bench/steering.py [--testbed DIR] [--seeds 0,1,2] [--labels diversity]
+(builds the small testbed into bench/results/steering_small_testbed when --testbed is not given).
+"""
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from rotelab.core.models import load_model
+from rotelab.core.runs import RunFolder, dumps
+from rotelab.steering.cli import eval_sets
+from rotelab.steering.evaluate import EvalConfig, run_eval
+from rotelab.steering.probe import Probe
+from rotelab.steering.workflows import ProbeConfig, run_probe
+
+OUT = Path(__file__).parent / "results"
+
+
+def testbed(path: str | None) -> Path:
+    if path:
+        return Path(path)
+    from rotelab.testbed.build import build_testbed
+    from rotelab.testbed.presets import get_preset
+
+    d = OUT / "steering_small_testbed"
+    build_testbed(get_preset("small"), RunFolder(d, command="testbed build", options={"preset": "small"}, seed=0), seed=0, progress=False)
+    return d
+
+
+def one_seed(tb: Path, seed: int, labels: str) -> dict:
+    lm = load_model(tb)
+    pdir, edir = OUT / f"steering_small_s{seed}" / "probe", OUT / f"steering_small_s{seed}" / "eval"
+    t0 = time.process_time()
+    pcfg = ProbeConfig(labels=labels)
+    prun = RunFolder(pdir, command="steer probe", options={"model": tb, **pcfg.__dict__}, seed=seed)
+    probe = prun.step("probe", lambda: run_probe(lm, prun, pcfg, testbed=tb, seed=seed), load=lambda: json.loads((pdir / "probe_summary.json").read_text()))
+    t1 = time.process_time()
+    ecfg = EvalConfig(contrastive_beta=1.0)
+    erun = RunFolder(edir, command="steer eval", options={"model": tb, "probe": pdir, **ecfg.__dict__}, seed=seed)
+    res = erun.step("eval", lambda: run_eval(lm, Probe.load(pdir), erun, ecfg, **eval_sets(lm, pdir, tb, None, None)), load=lambda: json.loads((edir / "steer_eval.json").read_text()))
+    summ = json.loads((pdir / "probe_summary.json").read_text())
+    return {"seed": seed, "probe": {k: summ[k] for k in ("site", "position", "auroc", "auroc_ci", "label_counts", "agreement", "diversity_by_group", "n_train", "n_test")} | {"causal": summ["causal"]},
+            "eval": res, "cpu_seconds": {"probe": t1 - t0, "eval": time.process_time() - t1}}
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--testbed")
+    ap.add_argument("--seeds", default="0")
+    ap.add_argument("--labels", default="diversity")
+    a = ap.parse_args()
+    torch.set_num_threads(1)
+    t0 = time.perf_counter()
+    tb = testbed(a.testbed)
+    runs = [one_seed(tb, int(s), a.labels) for s in a.seeds.split(",")]
+    preset = json.loads((tb / "manifest.json").read_text()).get("preset", {})
+    out = {"testbed": str(tb), "testbed_preset": {k: preset.get(k) for k in ("name", "model", "train", "book_copies", "n_member_passages")},
+           "labels": a.labels, "runs": runs, "wall_seconds": time.perf_counter() - t0}
+    (OUT / "steering_small.json").write_text(dumps(out) + "\n")
+    for r in runs:
+        print(f"seed {r['seed']}: probe {r['probe']['site']} AUROC {r['probe']['auroc']:.3f} causal={r['probe']['causal'].get('causal')}")
+        for row in r["eval"]["rows"]:
+            v = row["verbatim"]
+            print(f"  {row['condition']:42s} verbatim {v['rate']:.3f} ({v['hits']}/{v['n']})  CE {row['ce']:.4f} ({100 * (row.get('ce_change') or 0):+.2f}%)  para {row['paraphrase_accuracy']['rate']}")

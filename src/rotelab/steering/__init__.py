@@ -1,0 +1,1 @@
+"""Dynamic Mode Steering: a memorization probe on the residual stream and probe-driven activation steering."""

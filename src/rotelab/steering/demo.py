@@ -1,0 +1,39 @@
+"""The demo's steering step: probe + a reduced steering eval on the demo testbed (< 90 s on the small one)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+from rotelab.core.runs import RunFolder
+from rotelab.errors import RotelabError
+
+
+def demo_step(testbed: Path, out: Path, progress: bool) -> None:
+    """Write a ``steer demo`` run into ``out``: the probe (diversity labels, K=4) and the eval with
+    one static, two dynamic and one gated strength, on fewer held-out texts. A testbed whose model
+    recites too little for diversity labels (the ``tiny`` preset) falls back to source labels (noted)."""
+    from rotelab.core.models import load_model
+    from rotelab.report import build_report
+    from rotelab.steering.evaluate import EvalConfig, run_eval
+    from rotelab.steering.probe import Probe
+    from rotelab.steering.workflows import ProbeConfig, eval_sets, run_probe
+
+    lm = load_model(testbed)
+    n = min(32, (lm.max_length - 1) // 2)  # prefix and suffix of 32 tokens, fitted to small contexts
+    pcfg = ProbeConfig(k=4, max_per_group=60, prefix=n, suffix=n, displacements=(-1.0, -0.5, 0.0, 0.5))
+    ecfg = EvalConfig(static_alphas=(1.0, 2.0), dynamic_alphas=(2.0, 4.0), gated_alphas=(2.0,), max_ce_texts=100, max_paraphrases=100)
+    run = RunFolder(out, command="steer demo", options={"testbed": testbed, "probe": pcfg.__dict__, "eval": ecfg.__dict__}, seed=0)
+
+    def probe():
+        try:
+            return run_probe(lm, run, pcfg, testbed=testbed, seed=0, progress=progress)
+        except RotelabError as e:
+            run.note("probe_labels", f"diversity labels unusable ({e}); the probe uses source labels", say="diversity labels unusable on this testbed; using source labels")
+            return run_probe(lm, run, replace(pcfg, labels="source"), testbed=testbed, seed=0, progress=progress)
+
+    if not run.is_done("probe"):
+        run.step("probe", probe)
+    if not run.is_done("eval"):
+        run.step("eval", lambda: run_eval(lm, Probe.load(out), run, ecfg, **eval_sets(lm, out, testbed, None, None), progress=progress))
+    build_report(out)

@@ -1,0 +1,270 @@
+"""Dynamic Mode Steering (Zhang 2025, arXiv 2510.22099; reconstruction, no code was published).
+
+At every steered position t the residual stream of the chosen blocks is moved along a steering
+vector v (default: difference of means mu_gen - mu_mem at the probe's block, so alpha = 1 moves a
+memorizing activation by one class-mean distance toward generalizing):
+
+    h_t <- h_t + alpha_t * v
+
+with the strength, from the probe score p_mem(h_t) = sigmoid(w . h_t + b) read at the probe block
+*before* the edit,
+
+    static   alpha_t = alpha
+    dynamic  alpha_t = alpha * p_mem(h_t)                       (DMS)
+    gated    alpha_t = alpha * 1[p_mem(h_t) > tau]              (GSS, arXiv 2602.08901)
+
+and optionally self-contrastive logits (beta > 0), on the plausible set {v : p_s(v) >= lambda max p_s}:
+
+    z = z_s + beta_t * (z_s - z_b),   beta_t = beta * p_mem(h_t)
+
+(z_s steered, z_b unsteered logits). By default the last prompt token and every generated token
+are steered (the last prompt token predicts the first new token: no off-by-one, nrimsky/CAA #3).
+Every position's alpha_t and p_mem are logged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from rotelab.core.generate import _cache_kw, _left_pad
+from rotelab.errors import RotelabError
+from rotelab.steering.hooks import hooked
+
+if TYPE_CHECKING:
+    from rotelab.core.models import HFLanguageModel
+    from rotelab.steering.probe import Probe
+
+MODES = ("none", "static", "dynamic", "gated")
+DIRECTIONS = ("diffmean", "probe", "random")
+
+
+@dataclass(frozen=True)
+class SteerConfig:
+    """How to steer. ``alpha`` is alpha (static) or alpha_max (dynamic, gated), in units of |mu_gen - mu_mem|."""
+
+    mode: str = "dynamic"
+    alpha: float = 2.0
+    tau: float = 0.5  # gated: steer only where p_mem > tau
+    beta: float = 0.0  # self-contrast strength; 0 = pure activation steering
+    plausibility: float = 0.1  # contrastive: keep tokens with p_s >= plausibility * max p_s
+    direction: str = "diffmean"  # diffmean: mu_gen - mu_mem | probe: -w/|w| | random (control); all |mu_gen - mu_mem| long
+    layers: tuple[int, ...] | None = None  # steered blocks (default: the probe's block); none before it
+    steer_prompt: bool = False  # also steer every prompt token, not only the last one
+
+    def validate(self) -> None:
+        if self.mode not in MODES:
+            raise RotelabError(f"--mode must be one of {', '.join(MODES)}; got '{self.mode}'")
+        if self.direction not in DIRECTIONS:
+            raise RotelabError(f"--direction must be one of {', '.join(DIRECTIONS)}; got '{self.direction}'")
+        if not 0.0 <= self.tau <= 1.0:
+            raise RotelabError(f"--tau must be in [0, 1]; got {self.tau}")
+        if self.beta < 0:
+            raise RotelabError(f"--beta must be >= 0; got {self.beta}")
+        if not 0.0 <= self.plausibility <= 1.0:
+            raise RotelabError(f"--plausibility must be in [0, 1]; got {self.plausibility}")
+
+
+def strength(p: torch.Tensor, cfg: SteerConfig) -> torch.Tensor:
+    """alpha_t from p_mem (any shape).
+
+    >>> strength(torch.tensor([0.2, 0.8]), SteerConfig(mode="gated", alpha=3.0, tau=0.5)).tolist()
+    [0.0, 3.0]
+    """
+    if cfg.mode == "static":
+        return torch.full_like(p, cfg.alpha)
+    if cfg.mode == "dynamic":
+        return cfg.alpha * p
+    if cfg.mode == "gated":
+        return cfg.alpha * (p > cfg.tau).to(p.dtype)
+    return torch.zeros_like(p)
+
+
+@dataclass
+class Trace:
+    """Per-column logs of one batch: p_mem and alpha_t (B, C); NaN where nothing was computed."""
+
+    p: torch.Tensor
+    alpha: torch.Tensor
+    start: int = 0  # first steered column
+    p_call: torch.Tensor | None = field(default=None, repr=False)  # (B, T) of the current forward
+
+    @classmethod
+    def empty(cls, B: int, C: int, start: int) -> "Trace":
+        nan = torch.full((B, C), float("nan"))
+        return cls(nan.clone(), nan.clone(), start)
+
+
+class Steering:
+    """A probe + steering config ready to hook: ``with steering.attach(lm) as hk: ...``."""
+
+    def __init__(self, probe: "Probe", cfg: SteerConfig, *, vector: np.ndarray | None = None):
+        cfg.validate()
+        self.probe, self.cfg = probe, cfg
+        self.layers = tuple(cfg.layers) if cfg.layers else (probe.layer,)
+        if min(self.layers) < probe.layer:
+            raise RotelabError(f"steered blocks {self.layers} must not precede the probe's block {probe.layer} (p_mem is read there first)")
+        self.vector = probe.direction(cfg.direction) if vector is None else np.asarray(vector, dtype=np.float32)
+        self.trace: Trace | None = None
+
+    def _edit(self, layer: int):
+        probe, cfg = self.probe, self.cfg
+        w = b = v = None
+
+        def edit(h, cols, valid, state):  # h: (B, T, d)
+            nonlocal w, b, v
+            tr = self.trace
+            if w is None:
+                w = torch.as_tensor(probe.w, device=h.device, dtype=torch.float32)
+                b = float(probe.b)
+                v = torch.as_tensor(self.vector, device=h.device, dtype=h.dtype)
+            if layer == probe.layer:
+                tr.p_call = torch.sigmoid(h.float() @ w + b)  # (B, T)
+            p = tr.p_call
+            a = strength(p, cfg) * (valid & (cols >= tr.start)[None]).to(p.dtype)  # (B, T)
+            if layer == self.layers[0] and cols[-1] < tr.p.shape[1]:
+                tr.p[:, cols.cpu()] = p.detach().cpu()
+                tr.alpha[:, cols.cpu()] = a.detach().cpu()
+            if layer not in self.layers or cfg.mode == "none":
+                return None
+            return h + a.to(h.dtype)[..., None] * v
+
+        return edit
+
+    def attach(self, lm: "HFLanguageModel", *, blocks: str | None = None):
+        """Context manager registering the hooks (removed on exit)."""
+        return hooked(lm.model, {l: self._edit(l) for l in sorted({self.probe.layer, *self.layers})}, blocks=blocks or self.probe.blocks)
+
+
+@dataclass
+class Generation:
+    """Generated ids per prompt, and per generated token the alpha and p_mem at the position that predicted it."""
+
+    tokens: list[list[int]]
+    alpha: list[list[float]]
+    p_mem: list[list[float]]
+
+
+def _contrast(z_s: torch.Tensor, z_b: torch.Tensor, beta_t: torch.Tensor, plausibility: float) -> torch.Tensor:
+    """z = z_s + beta_t (z_s - z_b) on {v : p_s(v) >= plausibility * max p_s}, -inf elsewhere."""
+    z = z_s + beta_t[:, None] * (z_s - z_b)
+    ps = torch.softmax(z_s, -1)
+    keep = ps >= plausibility * ps.max(-1, keepdim=True).values
+    return z.masked_fill(~keep, float("-inf"))
+
+
+@torch.inference_mode()
+def _decode_batch(lm, prompts, n_new, steering: Steering | None, hk, *, use_cache: bool, temperature: float, gen) -> tuple[list, torch.Tensor, torch.Tensor]:
+    model, kw = lm.model, _cache_kw()
+    ids, mask = _left_pad(prompts, lm.pad_id, lm.device)  # (B, Tp)
+    B, Tp = ids.shape
+    if steering is not None:
+        steering.trace = Trace.empty(B, Tp + n_new, 0 if steering.cfg.steer_prompt else Tp - 1)
+    contrast = steering is not None and steering.cfg.beta > 0
+    past = past_b = None
+    new = []
+    for step in range(n_new):
+        full_pos = (mask.cumsum(-1) - 1).clamp_min(0)
+        if use_cache and step > 0:
+            inp, pos = ids[:, -1:], full_pos[:, -1:]
+        else:
+            inp, pos = ids, full_pos
+        extra = {kw: past} if (use_cache and past is not None) else {}
+        out = model(input_ids=inp, attention_mask=mask, position_ids=pos, use_cache=use_cache, **extra)
+        past = getattr(out, kw) if use_cache else None
+        z = out.logits[:, -1].float()  # (B, V)
+        if contrast:
+            with hk.pause():
+                extra_b = {kw: past_b} if (use_cache and past_b is not None) else {}
+                out_b = model(input_ids=inp, attention_mask=mask, position_ids=pos, use_cache=use_cache, **extra_b)
+            past_b = getattr(out_b, kw) if use_cache else None
+            beta_t = steering.cfg.beta * steering.trace.p[:, Tp - 1 + step].to(z.device)
+            z = _contrast(z, out_b.logits[:, -1].float(), beta_t, steering.cfg.plausibility)
+        if temperature > 0:
+            nxt = torch.multinomial(torch.softmax(z / temperature, -1), 1, generator=gen)[:, 0]
+        else:
+            nxt = z.argmax(-1)
+        new.append(nxt)
+        ids = torch.cat([ids, nxt[:, None]], dim=1)
+        mask = torch.cat([mask, mask.new_ones((B, 1))], dim=1)
+    toks = torch.stack(new, dim=1).cpu().tolist()  # (B, n_new)
+    if steering is None:
+        nan = torch.full((B, n_new), float("nan"))
+        return toks, nan, nan
+    cols = slice(Tp - 1, Tp - 1 + n_new)  # column t predicts token t + 1
+    return toks, steering.trace.alpha[:, cols], steering.trace.p[:, cols]
+
+
+def generate(
+    lm: "HFLanguageModel",
+    prompts: list[list[int]],
+    max_new_tokens: int,
+    steering: Steering | None = None,
+    *,
+    use_cache: bool = True,
+    temperature: float = 0.0,
+    seed: int = 0,
+    batch_size: int = 32,
+    progress: bool = False,
+) -> Generation:
+    """Steered (or plain) batched decoding, left-padded, ``max_new_tokens`` per prompt, no stop at EOS.
+
+    Greedy unless ``temperature > 0`` (sampling with a seeded generator). With ``steering=None``
+    the tokens equal :func:`rotelab.core.generate.greedy_generate`.
+    """
+    from contextlib import nullcontext
+
+    from rich.progress import Progress
+
+    if max_new_tokens < 1:
+        raise RotelabError(f"max_new_tokens must be >= 1; got {max_new_tokens}")
+    for i, p in enumerate(prompts):
+        if not p:
+            raise RotelabError(f"prompt {i} is empty")
+        if len(p) + max_new_tokens > lm.max_length:
+            raise RotelabError(f"prompt {i}: {len(p)} tokens + {max_new_tokens} new > context {lm.max_length}")
+    gen = torch.Generator(device=lm.device).manual_seed(seed)
+    order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
+    toks: list = [None] * len(prompts)
+    alpha: list = [None] * len(prompts)
+    pm: list = [None] * len(prompts)
+    with (steering.attach(lm) if steering else nullcontext()) as hk, Progress(disable=not progress, transient=True) as bar:
+        task = bar.add_task("steered decoding" if steering else "decoding", total=len(prompts))
+        for s in range(0, len(order), batch_size):
+            idx = order[s : s + batch_size]
+            t, a, p = _decode_batch(lm, [prompts[i] for i in idx], max_new_tokens, steering, hk, use_cache=use_cache, temperature=temperature, gen=gen)
+            for r, i in enumerate(idx):
+                toks[i], alpha[i], pm[i] = t[r], a[r].tolist(), p[r].tolist()
+            bar.advance(task, len(idx))
+    return Generation(toks, alpha, pm)
+
+
+@torch.inference_mode()
+def steered_nll(lm: "HFLanguageModel", texts: list[list[int]], steering: Steering | None = None, *, batch_size: int = 32) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Teacher-forced NLL under steering (every position steered): per text the summed NLL, the
+    number of predicted tokens, and the mean alpha_t over its positions (NaN unsteered)."""
+    from contextlib import nullcontext
+
+    import torch.nn.functional as F
+
+    nll = np.zeros(len(texts))
+    n = np.zeros(len(texts), dtype=int)
+    alpha = np.full(len(texts), np.nan)
+    with steering.attach(lm) if steering else nullcontext():
+        for s in range(0, len(texts), batch_size):
+            batch = texts[s : s + batch_size]
+            ids, mask = lm._right_pad(batch)  # (B, T)
+            if steering is not None:
+                steering.trace = Trace.empty(*ids.shape, 0)
+            logits = lm.model(input_ids=ids, attention_mask=mask).logits.float()  # (B, T, V)
+            lp = -F.cross_entropy(logits[:, :-1].transpose(1, 2), ids[:, 1:], reduction="none")  # (B, T-1)
+            lp = (lp * mask[:, 1:]).cpu().numpy()
+            nll[s : s + len(batch)] = -lp.sum(1)
+            n[s : s + len(batch)] = mask[:, 1:].sum(1).cpu().numpy()
+            if steering is not None:
+                a = steering.trace.alpha.numpy() * mask.cpu().numpy()  # (B, T); padded columns 0
+                alpha[s : s + len(batch)] = a.sum(1) / mask.sum(1).cpu().numpy()
+    return nll, n, alpha
