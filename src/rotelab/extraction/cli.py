@@ -12,8 +12,10 @@ from rotelab.cli_common import (
     finish, open_model, open_run,
 )
 from rotelab.errors import RotelabError
+from rotelab.extraction.books_cli import books_experiment
 
 extract_app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False, help="Verbatim extraction by prefix prompting (books, training samples).")
+
 weightdiff_app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
 PrefixOpt = Annotated[int, typer.Option("--prefix-tokens", help="Prompt length in tokens (after any BOS).")]
@@ -113,3 +115,6 @@ def weightdiff(
     run = open_run(out, "weightdiff", dict(base=base, tuned=tuned, adapter=adapter))
     result = run_weightdiff(base, run, tuned=tuned, adapter=adapter)
     finish(run, result, as_json=json_out, quiet=quiet)
+
+
+extract_app.command("books-experiment")(books_experiment)

@@ -8,6 +8,7 @@ from pathlib import Path
 from rotelab.core.runs import read_json
 from rotelab.report.html import img, table
 from rotelab.report.registry import register_section
+from rotelab.extraction import books_report  # noqa: F401  (registers the books-experiment section)
 
 
 def _rate_cell(r: dict) -> str:

@@ -15,13 +15,20 @@ app = typer.Typer(no_args_is_help=True, help="Small models whose memorization is
 
 @app.command()
 def build(
-    preset: Annotated[str, typer.Option(help="tiny (tests, < 1 min) | small (~1M parameters, < 10 min).")] = "small",
+    preset: Annotated[str, typer.Option(help="tiny (tests, < 1 min) | small (1.3M parameters, < 10 min) | books (book excerpts at 0/1/4/16/64 copies; books-long: one 8k-token excerpt).")] = "small",
     seed: SeedOpt = 0,
     out: OutOpt = None,
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
 ):
     """Build a testbed: splits with copy counts and canaries, tokenizer, model, reference model, evaluation."""
+    if preset.startswith("books"):
+        from rotelab.extraction.books_testbed import build_books_testbed, get_spec
+
+        spec = get_spec(preset)  # one-line error before a run folder exists
+        run = open_run(out, "testbed build", {"preset": preset}, seed=seed)
+        finish(run, build_books_testbed(run.path, seed=seed, progress=not quiet, spec=spec, run=run), as_json=json_out, quiet=quiet)
+        return
     from rotelab.testbed.build import build_testbed
     from rotelab.testbed.presets import get_preset
 
