@@ -67,5 +67,6 @@ def _headline(ev: dict) -> dict:
         "loss_auc_books_seen_once": ev["loss_auc_books_seen_once"]["auc"],
         "loss_auc_facts": ev["loss_auc_facts"]["auc"],
         "extraction_rate_by_copies": {k: v["rate"] for k, v in ev["extraction_books_by_copies"].items()},
+        "extraction_rate_seen_ge20": ev["extraction_books_seen_ge20"]["rate"],
         "canary_secret_extraction_by_copies": {k: v["rate"] for k, v in ev["canary_secret_extraction_by_copies"].items()},
     }
