@@ -58,3 +58,16 @@ def test_tpr_refused_with_too_few_negatives(sample):
     assert m["tpr_at_0_1pct_fpr"] is None and m["tpr_at_0_1pct_fpr_ci"] is None
     assert m["tpr_at_0_1pct_fpr_reason"] == "500 non-members < 1000 needed for FPR 0.001"
     assert (m["n_members"], m["n_nonmembers"]) == (300, 500)
+
+
+def test_rate_ci_is_clopper_pearson_and_says_why_when_empty():
+    from rotelab.core.stats import rate_ci
+    from rotelab.report.html import rate_cell
+
+    r = rate_ci(3, 10)
+    assert r["rate"] == 0.3 and r["hits"] == 3 and r["n"] == 10
+    ci = binomtest(3, 10).proportion_ci(method="exact")
+    assert r["ci"] == pytest.approx([ci.low, ci.high])
+    empty = rate_ci(0, 0, reason="no windows")
+    assert empty["rate"] is None and empty["ci"] is None and empty["rate_reason"] == "no windows"
+    assert rate_cell(r) == "0.300 [0.067, 0.652] (3/10)" and rate_cell(empty) == "—"

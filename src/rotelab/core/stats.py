@@ -73,6 +73,14 @@ def clopper_pearson(x: int, n: int, *, level: float = 0.95) -> tuple[float, floa
     return (lo, hi)
 
 
+def rate_ci(hits: int, n: int, *, reason: str = "no samples") -> dict:
+    """A rate with its Clopper-Pearson 95% interval: ``{"rate", "ci", "hits", "n"}``; for n = 0 the
+    rate and interval are None and ``rate_reason`` says why."""
+    if n == 0:
+        return {"rate": None, "rate_reason": reason, "ci": None, "hits": 0, "n": 0}
+    return {"rate": hits / n, "ci": list(clopper_pearson(hits, n)), "hits": int(hits), "n": int(n)}
+
+
 def min_negatives(fpr: float) -> int:
     """Fewest non-members that can support a TPR at ``fpr``: ceil(1 / fpr)."""
     return math.ceil(1 / fpr - 1e-9)

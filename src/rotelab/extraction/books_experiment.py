@@ -104,12 +104,6 @@ def measure_sliding(lm, excerpts: list[dict], *, prefix: int, suffix: int, batch
     return cols
 
 
-def _rate(hits: int, n: int) -> dict[str, Any]:
-    if n == 0:
-        return {"rate": None, "rate_reason": "no windows", "ci": None, "hits": 0, "n": 0}
-    return {"rate": hits / n, "ci": list(stats.clopper_pearson(hits, n)), "hits": hits, "n": n}
-
-
 def summarize_excerpts(cols: dict[str, list], excerpts: list[dict], *, seed: int = 0) -> list[dict[str, Any]]:
     """Per excerpt: median Jaccard (+ percentile-bootstrap CI over windows), exact-window share (+ Clopper-Pearson)."""
     ex = np.asarray(cols["excerpt"])
@@ -122,7 +116,7 @@ def summarize_excerpts(cols: dict[str, list], excerpts: list[dict], *, seed: int
             "id": e["id"], "book": e["book"], "copies": int(e["copies"]), "role": e.get("role"), "n_windows": int(sel.sum()),
             "median_jaccard": float(np.median(j)) if len(j) else None, "median_jaccard_ci": median_ci(j, seed=seed) if len(j) else None,
             "mean_jaccard": float(j.mean()) if len(j) else None, "median_rouge_l": float(np.median(np.asarray(cols["rouge_l"], dtype=float)[sel])) if len(j) else None,
-            "exact": _rate(int(exact[sel].sum()), int(sel.sum())),
+            "exact": stats.rate_ci(int(exact[sel].sum()), int(sel.sum()), reason="no windows"),
         })
     return out
 
@@ -133,7 +127,7 @@ def pooled(cols: dict[str, list], ids: list[str], *, seed: int = 0) -> dict[str,
     j = np.asarray(cols["jaccard"], dtype=float)[sel]
     return {"excerpts": ids, "n_windows": int(sel.sum()), "median_jaccard": float(np.median(j)) if len(j) else None,
             "median_jaccard_ci": median_ci(j, seed=seed) if len(j) else None, "mean_jaccard": float(j.mean()) if len(j) else None,
-            "exact": _rate(int(np.asarray(cols["exact"], dtype=float)[sel].sum()), int(sel.sum()))}
+            "exact": stats.rate_ci(int(np.asarray(cols["exact"], dtype=float)[sel].sum()), int(sel.sum()), reason="no windows")}
 
 
 def reconstruct(lm, text: str, *, prefix: int, suffix: int) -> dict[str, Any]:
@@ -159,7 +153,7 @@ def reconstruct(lm, text: str, *, prefix: int, suffix: int) -> dict[str, Any]:
         "n_tokens": len(ids), "seed_tokens": prefix, "reconstructable_tokens": len(true_part),
         "verbatim_tokens_from_seed": int(miss), "verbatim_share": miss / max(1, len(true_part)),
         "token_match_share": float(hit.mean()) if len(hit) else None, "longest_verbatim_run_tokens": int(runs.max()),
-        "n_windows": len(wins), "exact_windows": _rate(int(ex.sum()), len(ex)),
+        "n_windows": len(wins), "exact_windows": stats.rate_ci(int(ex.sum()), len(ex), reason="no windows"),
         "median_jaccard": float(np.median(sc["jaccard"])) if len(ex) else None,
         "first_miss_context": lm.detokenize(ids[prefix + max(0, miss - 8) : prefix + miss + 8]) if miss < len(true_part) else None,
     }

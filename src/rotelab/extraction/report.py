@@ -6,13 +6,9 @@ import html
 from pathlib import Path
 
 from rotelab.core.runs import read_json
-from rotelab.report.html import img, table
+from rotelab.report.html import img, rate_cell, table
 from rotelab.report.registry import register_section
 from rotelab.extraction import books_report  # noqa: F401  (registers the books-experiment section)
-
-
-def _rate_cell(r: dict) -> str:
-    return "—" if r.get("rate") is None else f"{r['rate']:.3f} [{r['ci'][0]:.3f}, {r['ci'][1]:.3f}] ({r['hits']}/{r['n']})"
 
 
 @register_section("extraction", title="Verbatim extraction", order=40)
@@ -34,7 +30,7 @@ def render(run: Path, manifest: dict) -> str | None:
         if s.get("metrics"):
             rows = [
                 {"metric": m, "median": v["median"], "median 95% CI (bootstrap)": v["median_ci"], "mean": v["mean"], "q10": v["quantiles"]["q10"], "q90": v["quantiles"]["q90"],
-                 "share > 0.5 [95% CI]": _rate_cell(v["share_gt_0.5"] | {"n": v["n"]}), "share > 0.9 [95% CI]": _rate_cell(v["share_gt_0.9"] | {"n": v["n"]})}
+                 "share > 0.5 [95% CI]": rate_cell(v["share_gt_0.5"] | {"n": v["n"]}), "share > 0.9 [95% CI]": rate_cell(v["share_gt_0.9"] | {"n": v["n"]})}
                 for m, v in s["metrics"].items()
             ]
             parts.append(table(rows) + "<p>Windows overlap in text, so the bootstrap CI of the median is optimistic; rate CIs are Clopper-Pearson.</p>")
@@ -44,7 +40,7 @@ def render(run: Path, manifest: dict) -> str | None:
         parts.append(f"<p>{s['n_samples']} samples ({s['n_too_short']} too short), prefix {c['prefix_tokens']}, suffix {c['suffix_tokens']}, greedy.</p>")
         groups = {"all": s} | s.get("by_copies", {})
         rows = [
-            {"group (copies)": g, "n": v["n"], "k-extractable [95% CI]": _rate_cell(v["k_extractable"]), "regurgitated [95% CI]": _rate_cell(v["regurgitation"]),
+            {"group (copies)": g, "n": v["n"], "k-extractable [95% CI]": rate_cell(v["k_extractable"]), "regurgitated [95% CI]": rate_cell(v["regurgitation"]),
              "mean token match": v["mean_token_match"], "mean EM": v["mean_exact_memorization"], "mean ES": v["mean_extraction_strength"]}
             for g, v in groups.items()
         ]

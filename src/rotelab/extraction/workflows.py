@@ -60,17 +60,11 @@ class SamplesConfig:
     batch_size: int = 32
 
 
-def _rate(hits: int, n: int) -> dict[str, Any]:
-    if n == 0:
-        return {"rate": None, "rate_reason": "no sample long enough", "ci": None, "hits": 0, "n": 0}
-    return {"rate": hits / n, "ci": list(stats.clopper_pearson(hits, n)), "hits": hits, "n": n}
-
-
 def _aggregate(cols: dict[str, list], sel: np.ndarray) -> dict[str, Any]:
     ok = sel & ~np.isnan(np.asarray(cols["em"], dtype=float))
     em, es = np.asarray(cols["em"], dtype=float)[ok], np.asarray(cols["es"], dtype=float)[ok]
-    out = {"n": int(ok.sum()), "k_extractable": _rate(int(np.asarray(cols["exact"])[ok].sum()), int(ok.sum()))}
-    out["regurgitation"] = _rate(int(np.asarray(cols["regurgitated"])[ok].sum()), int(ok.sum()))
+    out = {"n": int(ok.sum()), "k_extractable": stats.rate_ci(int(np.asarray(cols["exact"])[ok].sum()), int(ok.sum()), reason="no sample long enough")}
+    out["regurgitation"] = stats.rate_ci(int(np.asarray(cols["regurgitated"])[ok].sum()), int(ok.sum()), reason="no sample long enough")
     out["mean_token_match"] = float(np.mean(np.asarray(cols["match"], dtype=float)[ok])) if ok.any() else None
     out["mean_exact_memorization"] = float(em.mean()) if ok.any() else None
     out["mean_extraction_strength"] = float(es.mean()) if ok.any() else None

@@ -18,6 +18,13 @@ def img(path: Path, *, alt: str = "", width: int | None = None) -> str:
     return f'<img alt="{_html.escape(alt)}"{w} src="data:image/png;base64,{data}">'
 
 
+def rate_cell(r: dict | None) -> str:
+    """A rate from :func:`rotelab.core.stats.rate_ci` as 'rate [lo, hi] (hits/n)'; an em dash when undefined."""
+    if not r or r.get("rate") is None:
+        return "—"
+    return f"{r['rate']:.3f} [{r['ci'][0]:.3f}, {r['ci'][1]:.3f}] ({r['hits']}/{r['n']})"
+
+
 def fmt(v: Any, digits: int = 3) -> str:
     if v is None:
         return "—"

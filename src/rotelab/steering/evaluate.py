@@ -67,10 +67,6 @@ def conditions(cfg: EvalConfig) -> list[tuple[str, SteerConfig | None]]:
     return out
 
 
-def _rate(hits: int, n: int) -> dict:
-    return {"rate": hits / n if n else None, "ci": list(stats.clopper_pearson(hits, n)) if n else None, "hits": int(hits), "n": int(n)}
-
-
 def _ce_change_ci(nll: np.ndarray, nll0: np.ndarray, ntok: np.ndarray, *, n_boot: int = 1000, seed: int = 0) -> list[float]:
     """Paired bootstrap over texts of sum(nll)/sum(nll0) - 1."""
     rng = np.random.default_rng(seed)
@@ -112,10 +108,10 @@ def run_eval(lm: "HFLanguageModel", probe: "Probe", run: RunFolder, cfg: EvalCon
         ans = _answer_hits(lm, para, g_para.tokens) if para else np.zeros(0, dtype=int)
         q_nll, q_distinct = continuation_quality(lm, mem, g_mem.tokens, batch_size=bs) if mem else (None, None)
         row = {"condition": name, "mode": sc.mode if sc else "none", "direction": sc.direction if sc else None, "alpha": sc.alpha if sc else 0.0, "beta": sc.beta if sc else 0.0,
-               "verbatim": _rate(int(hits.sum()), len(hits)), "mean_token_match": float(tm.mean()) if len(tm) else None,
+               "verbatim": stats.rate_ci(int(hits.sum()), len(hits)), "mean_token_match": float(tm.mean()) if len(tm) else None,
                "mem_continuation_nll_unsteered": q_nll, "mem_continuation_distinct_share": q_distinct,
                "ce": float(nll.sum() / ntok.sum()) if len(nll) else None, "n_ce_texts": len(ce_texts), "n_ce_tokens": int(ntok.sum()) if len(ntok) else 0,
-               "paraphrase_accuracy": _rate(int(ans.sum()), len(ans))}
+               "paraphrase_accuracy": stats.rate_ci(int(ans.sum()), len(ans))}
         if st is not None:
             row["mean_alpha_mem"] = float(np.nanmean(g_mem.alpha)) if mem else None
             row["mean_alpha_paraphrase"] = float(np.nanmean(g_para.alpha)) if para else None

@@ -6,14 +6,8 @@ import html
 from pathlib import Path
 
 from rotelab.core.runs import read_json, read_parquet
-from rotelab.report.html import img, table
+from rotelab.report.html import img, rate_cell, table
 from rotelab.report.registry import register_section
-
-
-def _rate(r: dict | None) -> str:
-    if not r or r.get("rate") is None:
-        return "—"
-    return f"{r['rate']:.3f} [{r['ci'][0]:.3f}, {r['ci'][1]:.3f}] ({r['hits']}/{r['n']})"
 
 
 def _pct(x, ci=None) -> str:
@@ -51,8 +45,8 @@ def _probe_part(run: Path) -> list[str]:
     if (run / "figures/dose_response.png").exists():
         parts.append(img(run / "figures/dose_response.png", alt="dose-response"))
     rnd = {r["displacement"]: r for r in c.get("random_rows", [])}
-    parts.append(table([{"displacement": r["displacement"], "verbatim rate [95% CP]": _rate(r), "mean token match": r["mean_token_match"],
-                         "random direction, same |d| [95% CP]": _rate(rnd.get(abs(r["displacement"])))} for r in c["rows"]]))
+    parts.append(table([{"displacement": r["displacement"], "verbatim rate [95% CP]": rate_cell(r), "mean token match": r["mean_token_match"],
+                         "random direction, same |d| [95% CP]": rate_cell(rnd.get(abs(r["displacement"])))} for r in c["rows"]]))
     return parts
 
 
@@ -62,10 +56,10 @@ def _eval_part(run: Path) -> list[str]:
              f"paraphrased questions n={e['n_paraphrases']}. Continuation NLL / distinct-token share: how fluent the steered continuations of memorized prompts are (loops score low). Rates with Clopper-Pearson 95% CIs; CE change with a paired bootstrap 95% CI.</p>"]
     if (run / "figures/steer_tradeoff.png").exists():
         parts.append(img(run / "figures/steer_tradeoff.png", alt="suppression vs quality"))
-    rows = [{"condition": r["condition"], "verbatim rate [95% CI]": _rate(r["verbatim"]), "reduction": _pct(-r["verbatim_reduction"]) if r.get("verbatim_reduction") is not None else "—",
+    rows = [{"condition": r["condition"], "verbatim rate [95% CI]": rate_cell(r["verbatim"]), "reduction": _pct(-r["verbatim_reduction"]) if r.get("verbatim_reduction") is not None else "—",
              "token match": r["mean_token_match"], "continuation NLL (unsteered model)": r.get("mem_continuation_nll_unsteered"),
              "distinct-token share": r.get("mem_continuation_distinct_share"), "held-out CE": r["ce"], "CE change [95% CI]": _pct(r.get("ce_change"), r.get("ce_change_ci")),
-             "paraphrase acc. [95% CI]": _rate(r["paraphrase_accuracy"]), "mean alpha (mem)": r.get("mean_alpha_mem"), "mean alpha (paraphrase)": r.get("mean_alpha_paraphrase"),
+             "paraphrase acc. [95% CI]": rate_cell(r["paraphrase_accuracy"]), "mean alpha (mem)": r.get("mean_alpha_mem"), "mean alpha (paraphrase)": r.get("mean_alpha_paraphrase"),
              "mean alpha (non-member text)": r.get("mean_alpha_ce_texts")} for r in e["rows"]]
     parts.append(table(rows))
     g = e["goal"]

@@ -19,10 +19,6 @@ def loss_scores(lm: LanguageModel, samples: list[dict], *, cache: SignalCache | 
     return np.array([-g.nll for g in sig])
 
 
-def rate(hits: int, n: int) -> dict:
-    return {"rate": hits / n if n else None, "ci": list(stats.clopper_pearson(hits, n)) if n else None, "hits": hits, "n": n}
-
-
 def evaluate_testbed(lm: LanguageModel, splits: dict[str, list[dict]], *, prefix: int, suffix: int, cache: SignalCache | None = None, progress: bool = True, n_boot: int = 1000) -> dict:
     """Membership (loss) AUC by copies, extraction rate by copies, canary secret extraction."""
     mem, non = splits["members"], splits["nonmembers"]
@@ -56,11 +52,11 @@ def evaluate_testbed(lm: LanguageModel, splits: dict[str, list[dict]], *, prefix
     groups["0 (non-members)"] = [s["text"] for s in non if s["kind"] == "book"][:200]
     for c, texts in sorted(groups.items(), key=lambda kv: -int(kv[0].split()[0])):
         ex = [e for e in k_extractable(lm, texts, prefix=prefix, suffix=suffix, progress=progress) if e.exact is not None]
-        out["extraction_books_by_copies"][c] = rate(sum(e.exact for e in ex), len(ex)) | {"mean_match": float(np.mean([e.score for e in ex])) if ex else None}
+        out["extraction_books_by_copies"][c] = stats.rate_ci(sum(e.exact for e in ex), len(ex)) | {"mean_match": float(np.mean([e.score for e in ex])) if ex else None}
 
     # The issue's target reads "text seen >= 20 times": pool those copy counts.
     ge20 = [v for c, v in out["extraction_books_by_copies"].items() if c.split()[0].isdigit() and int(c.split()[0]) >= 20]
-    out["extraction_books_seen_ge20"] = rate(sum(v["hits"] for v in ge20), sum(v["n"] for v in ge20))
+    out["extraction_books_seen_ge20"] = stats.rate_ci(sum(v["hits"] for v in ge20), sum(v["n"] for v in ge20))
 
     # Canaries: does greedy decoding of the prefix produce the secret?
     can = splits["canaries"]
@@ -70,6 +66,6 @@ def evaluate_testbed(lm: LanguageModel, splits: dict[str, list[dict]], *, prefix
     by: dict[str, list[bool]] = defaultdict(list)
     for c, g in zip(can, gens):
         by[str(c["copies"])].append(c["secret"] in lm.detokenize(g))
-    out["canary_secret_extraction_by_copies"] = {k: rate(sum(v), len(v)) for k, v in sorted(by.items(), key=lambda kv: int(kv[0]))}
+    out["canary_secret_extraction_by_copies"] = {k: stats.rate_ci(sum(v), len(v)) for k, v in sorted(by.items(), key=lambda kv: int(kv[0]))}
     out["extraction_prefix_suffix"] = [prefix, suffix]
     return out
