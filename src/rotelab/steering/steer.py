@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from rotelab.core.generate import _cache_kw, _left_pad
+from rotelab.core.generate import _cache_kw, _keep_last_logits, _left_pad
 from rotelab.errors import RotelabError
 from rotelab.steering.hooks import hooked
 
@@ -165,6 +165,7 @@ def _decode_batch(lm, prompts, n_new, steering: Steering | None, hk, *, use_cach
         steering.trace = Trace.empty(B, Tp + n_new, 0 if steering.cfg.steer_prompt else Tp - 1)
     contrast = steering is not None and steering.cfg.beta > 0
     past = past_b = None
+    last = _keep_last_logits(model)  # only the last position's logits are read
     new = []
     for step in range(n_new):
         full_pos = (mask.cumsum(-1) - 1).clamp_min(0)
@@ -173,13 +174,13 @@ def _decode_batch(lm, prompts, n_new, steering: Steering | None, hk, *, use_cach
         else:
             inp, pos = ids, full_pos
         extra = {kw: past} if (use_cache and past is not None) else {}
-        out = model(input_ids=inp, attention_mask=mask, position_ids=pos, use_cache=use_cache, **extra)
+        out = model(input_ids=inp, attention_mask=mask, position_ids=pos, use_cache=use_cache, **extra, **last)
         past = getattr(out, kw) if use_cache else None
         z = out.logits[:, -1].float()  # (B, V)
         if contrast:
             with hk.pause():
                 extra_b = {kw: past_b} if (use_cache and past_b is not None) else {}
-                out_b = model(input_ids=inp, attention_mask=mask, position_ids=pos, use_cache=use_cache, **extra_b)
+                out_b = model(input_ids=inp, attention_mask=mask, position_ids=pos, use_cache=use_cache, **extra_b, **last)
             past_b = getattr(out_b, kw) if use_cache else None
             beta_t = steering.cfg.beta * steering.trace.p[:, Tp - 1 + step].to(z.device)
             z = _contrast(z, out_b.logits[:, -1].float(), beta_t, steering.cfg.plausibility)
