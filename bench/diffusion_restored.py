@@ -1,6 +1,6 @@
 """Per-image view of the table: which images replicated, which a mitigation stopped, which DoRI restored.
 
-    .venv/bin/python bench/diffusion_restored.py      # after bench/diffusion_table.py
+    .venv/bin/python bench/diffusion_restored.py      # after bench/diffusion_table.py (bench/diffusion_table.py also writes this view under "restored")
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import numpy as np
 
 from rotelab.diffusion.replication import per_prompt_rates
 
-OUT = Path("bench/results/diffusion_table")
+OUT = Path("bench/results/diffusion_final")
 
 
 def per_image(name: str, key: str, tau: float = 0.7) -> dict[str, float]:
@@ -31,7 +31,7 @@ def main() -> None:
                            "restored_by_dori_among_stopped": sum(dori[i] >= 0.5 for i in stopped), "stopped_ids": stopped}
         rows += [{"method": method, "id": i, "MR_before": before[i], "MR_mitigated": after[i], "MR_mitigated+DoRI": dori[i]} for i in before]
     out = {"summary": summary, "rows": rows, "threshold": 0.7}
-    Path("bench/results/diffusion_restored.json").write_text(json.dumps(out, indent=1))
+    Path("bench/results/diffusion_final_restored.json").write_text(json.dumps(out, indent=1))
     print(json.dumps(summary, indent=1))
     for r in rows:
         print(r)

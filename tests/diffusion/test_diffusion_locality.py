@@ -22,3 +22,9 @@ def test_pairwise_iou_reports_layers_where_nothing_was_selected():
 def test_pairwise_l2_matches_hand_distance():
     ys = torch.tensor([[[0.0, 0.0]], [[3.0, 4.0]], [[0.0, 1.0]]])
     assert sorted(pairwise_l2(ys).tolist()) == pytest.approx([1.0, math.sqrt(18), 5.0])
+
+
+def test_pairwise_iou_pooled_over_layers_matches_hand_value():
+    # pooled units: A = {(a,1),(a,2),(b,7)}, B = {(a,2),(b,7),(b,8)} -> |A∩B| = 2, |A∪B| = 4
+    r = pairwise_iou([{"a": {1, 2}, "b": {7}}, {"a": {2}, "b": {7, 8}}])
+    assert r["all"]["mean"] == 0.5 and r["a"]["mean"] == 0.5 and r["b"]["mean"] == 0.5

@@ -39,13 +39,29 @@ class AdversarialConfig:
 
 
 @torch.no_grad()
-def surrogates(model, ys: Tensor, contexts, *, seed: int = 0) -> Tensor:
-    """x̃_i: one generation of the mitigated model per prompt, in the UNet's space  # (P, C, H, W)"""
-    out = []
+def surrogates(model, ys: Tensor, contexts, *, seed: int = 0, targets: Tensor | None = None, candidates: int = 4) -> tuple[Tensor, Tensor | None]:
+    """x̃_i: a generation of the mitigated model per prompt, in the UNet's space  # (P, C, H, W)
+
+    With ``targets`` (the memorized images, pixels), ``candidates`` seeds are drawn and the one least
+    similar to the memorized image is kept: a surrogate that still replicates would teach the
+    memorized image back (the first surrogate of one small-testbed image scored 0.7+ and that image
+    kept replicating after fine-tuning, measured). Also returns each kept surrogate's similarity (P,).
+    """
+    from rotelab.diffusion.replication import replication_scores
+
+    out, sims = [], []
     for i, y in enumerate(ys):
+        seeds = [20_000 + seed + i + 1000 * k for k in range(candidates if targets is not None else 1)]
         with contexts[i]():
-            out.append(model.to_x0(model.sample(y, [20_000 + seed + i])))
-    return torch.cat(out)
+            imgs = model.sample(y, seeds)
+        if targets is not None:
+            r = replication_scores(imgs, targets[i])
+            k = int(r.argmin())
+            sims.append(float(r[k]))
+        else:
+            k = 0
+        out.append(model.to_x0(imgs[k : k + 1]))
+    return torch.cat(out), (torch.tensor(sims) if targets is not None else None)
 
 
 def adversarial_finetune(model, x0_mem: Tensor, y_mem: Tensor, x_sur: Tensor, x_ord: Tensor, y_ord: Tensor, *,

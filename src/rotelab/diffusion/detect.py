@@ -23,10 +23,13 @@ def _noises(model, seeds: Sequence[int]) -> Tensor:
     return torch.stack([torch.randn(model.noise_shape(1)[1:], generator=torch.Generator().manual_seed(int(s))) for s in seeds])
 
 
-def wen_norm(model, y: Tensor, *, seeds: Sequence[int] = range(8), n_steps: int = 1, steps: int = 25, guidance: float = 3.0) -> Tensor:
+def wen_norm(model, y: Tensor, *, seeds: Sequence[int] = range(8), n_steps: int = 1, steps: int = 25, guidance: float | None = None) -> Tensor:
     """d(y) for one embedding y (L, D); differentiable in y  # scalar"""
     from diffusers import DDIMScheduler
 
+    from rotelab.diffusion.model import GUIDANCE
+
+    guidance = GUIDANCE if guidance is None else guidance
     ddim = DDIMScheduler.from_config(model.scheduler.config)
     ddim.set_timesteps(steps)
     x = _noises(model, seeds)

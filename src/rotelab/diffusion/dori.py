@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from rotelab.diffusion.model import GUIDANCE
 from rotelab.diffusion.replication import generate_and_score
 
 INITS = ("prompt", "gaussian", "other")
@@ -31,7 +32,7 @@ class DoriConfig:
     batch_size: int = 8
     n_eval_seeds: int = 4  # generations per found trigger to measure replication
     sample_steps: int = 25
-    guidance: float = 3.0
+    guidance: float = GUIDANCE
 
 
 def dori_loss(model, x0: Tensor, y: Tensor, noise: Tensor, t: Tensor) -> Tensor:

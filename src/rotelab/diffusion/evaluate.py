@@ -32,7 +32,7 @@ def item_tensors(model: DiffusionModel, items: list[dict]) -> tuple[Tensor, Tens
 
 
 def replication_of(model, ys: Tensor, targets: Tensor, seeds: Sequence[int], *, contexts: Sequence[Callable[[], ContextManager]] = (), steps: int = 25,
-                   guidance: float = 3.0) -> tuple[np.ndarray, Tensor]:
+                   guidance: float | None = None) -> tuple[np.ndarray, Tensor]:
     """Similarities (P, S) and images (P, S, C, H, W) of prompts ``ys`` to their ``targets``.
 
     ``contexts[i]`` (optional) makes the context manager applied while prompt i generates (a

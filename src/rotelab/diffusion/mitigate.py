@@ -31,22 +31,31 @@ def controls_for_calibration(items: list[dict], ys: Tensor, *, limit: int = 16) 
     return ys[[idx[k] for k in pick]]
 
 
-def build_pruning(model, items: list[dict], method: str, *, seeds=range(6), progress: Callable[[int], None] | None = None) -> dict:
-    """Find a per-prompt NeMo or Wanda mitigation for every memorized item (label 1)."""
+def build_pruning(model, items: list[dict], method: str, *, seeds=nemo.SIGNAL_SEEDS, rep_threshold: float = 0.7, use_images: bool = True,
+                  progress: Callable[[int], None] | None = None) -> dict:
+    """Find a per-prompt NeMo or Wanda mitigation for every memorized item (label 1).
+
+    With ``use_images`` (default) an item's training image, when it has one, is the replication
+    target of :func:`nemo.check`: the selection continues until that prompt no longer replicates it.
+    """
+    from rotelab.diffusion.model import load_images
+
     ys = model.embed([it["text"] for it in items])
     ctrl = controls_for_calibration(items, ys)
     cal = nemo.calibrate(model, ctrl, seeds=seeds)
     ref = wanda.reference_norms(model, ctrl) if method == "wanda" else None
     per_item = {}
     for k, (it, y) in enumerate((it, y) for it, y in zip(items, ys) if it["label"] == 1):
+        target = load_images([it["image"]], model.image_size)[0] if use_images and it.get("image") else None
+        kw = {"seeds": seeds, "target": target, "rep_threshold": rep_threshold}
         if method == "nemo":
-            r = nemo.select_neurons(model, y, cal["stats"], cal["tau"], seeds=seeds)
+            r = nemo.select_neurons(model, y, cal["stats"], cal["tau"], **kw)
         else:
-            r = wanda.select_weights(model, y, ref, cal["tau"], seeds=seeds)
+            r = wanda.select_weights(model, y, ref, cal["tau"], **kw)
         per_item[it["id"]] = r
         if progress:
             progress(k + 1)
-    return {"method": method, "tau": cal["tau"], "control_signals": cal["control_signals"], "per_item": per_item,
+    return {"method": method, "tau": cal["tau"], "rep_threshold": rep_threshold, "control_signals": cal["control_signals"], "per_item": per_item,
             "stats": cal["stats"], "ref_norms": ref}
 
 
@@ -63,7 +72,10 @@ def context(model, mitigation: dict | None, item_id: str) -> Callable[[], Contex
 def summary_rows(mitigation: dict) -> list[dict]:
     rows = []
     for iid, r in mitigation["per_item"].items():
-        row = {"id": iid, "signal before": r["signal_before"], "signal after": r["signal_after"], "mitigated (m < tau)": bool(r["mitigated"])}
+        row = {"id": iid, "signal before": r["signal_before"], "signal after": r["signal_after"],
+               "share replicating before": r.get("replication_before"), "share replicating after": r.get("replication_after"),
+               "null floor": r.get("replication_floor"),
+               "mitigated": bool(r["mitigated"])}
         if mitigation["method"] == "nemo":
             row.update({"theta": r["theta"], "neurons": sum(len(v) for v in r["selection"].values()), "layers": sum(bool(v) for v in r["selection"].values())})
         else:

@@ -23,6 +23,13 @@ from torch import Tensor
 
 from rotelab.errors import RotelabError
 
+# Classifier-free guidance scale used everywhere on the testbed (generation, replication, NeMo's
+# signal, DoRI evaluation). Measured on the small preset (6 memorized prompts x 8 seeds, τ 0.7):
+# g = 1.0 -> MR 0.79 memorized / 0.10 controls; 1.5 -> 0.85 / 0.18; 2.0 -> 0.71 / 0.08; 3.0 (the
+# earlier default) -> 0.42 on 4 seeds. The tiny text encoder makes the conditional-unconditional gap
+# small, and large scales push samples off the learned images. SD uses 7.5.
+GUIDANCE = 1.5
+
 
 @dataclass(frozen=True)
 class WordIdTokenizer:
@@ -147,10 +154,11 @@ class DiffusionModel:
         return (pred - noise).pow(2).flatten(1).mean(1)
 
     @torch.no_grad()
-    def sample(self, y: Tensor, seeds: Sequence[int], *, steps: int = 25, guidance: float = 3.0) -> Tensor:
+    def sample(self, y: Tensor, seeds: Sequence[int], *, steps: int = 25, guidance: float | None = None) -> Tensor:
         """DDIM sampling with classifier-free guidance; one image per seed  # (S, 3, H, W) in [-1, 1]."""
         from diffusers import DDIMScheduler
 
+        guidance = GUIDANCE if guidance is None else guidance
         ddim = DDIMScheduler.from_config(self.scheduler.config)
         ddim.set_timesteps(steps)
         x = torch.stack([torch.randn(self.noise_shape(1)[1:], generator=torch.Generator().manual_seed(int(s))) for s in seeds])

@@ -71,7 +71,7 @@ def per_prompt_rates(sims: np.ndarray, threshold: float) -> np.ndarray:
 
 
 @torch.no_grad()
-def generate_and_score(model, y: Tensor, target: Tensor, seeds: Sequence[int], *, steps: int = 25, guidance: float = 3.0) -> tuple[Tensor, Tensor]:
+def generate_and_score(model, y: Tensor, target: Tensor, seeds: Sequence[int], *, steps: int = 25, guidance: float | None = None) -> tuple[Tensor, Tensor]:
     """Generate one image per seed from embedding ``y`` and score it against ``target``  # ((S,C,H,W), (S,))"""
     imgs = model.sample(y, seeds, steps=steps, guidance=guidance)
     return imgs, replication_scores(imgs, target)

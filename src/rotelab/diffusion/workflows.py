@@ -76,10 +76,12 @@ def _heldout(model, items) -> float | None:
 
 
 def run_mitigate(run: RunFolder, model: DiffusionModel, items: list[dict], method: str, *, n_seeds: int = 4, threshold: float = 0.7,
-                 adv_cfg: adv.AdversarialConfig = adv.AdversarialConfig(), progress: bool = True) -> dict:
+                 adv_cfg: adv.AdversarialConfig = adv.AdversarialConfig(), pruning: dict | None = None, progress: bool = True) -> dict:
     """NeMo / Wanda: find per-prompt mitigations. Adversarial: fine-tune against DoRI, save ``model/``.
 
-    Then measure replication of the memorized prompts before and after, and the held-out loss.
+    ``pruning``: an already built NeMo mitigation to use instead of searching again (adversarial
+    fine-tuning needs one for its surrogate targets). Then measure replication of the memorized
+    prompts before and after, and the held-out loss.
     """
     mem = [it for it in _with_images(items) if it["label"] == 1]
     pix, x0, ys = item_tensors(model, mem)
@@ -87,10 +89,15 @@ def run_mitigate(run: RunFolder, model: DiffusionModel, items: list[dict], metho
     loss_before = _heldout(model, items)
     run.step("before", lambda: _replication_block(run, "before", model, mem, ys, pix, seeds, threshold))
     need_nemo = method in ("nemo", "adversarial")
+    if not run.is_done("prune") and pruning is not None:
+        mitigate.save(run.file("mitigation.pt"), pruning)
+        run.write_json("mitigation_summary.json", {"method": pruning["method"], "tau": pruning["tau"], "rows": mitigate.summary_rows(pruning)})
+        run.step("prune", lambda: None)
     if not run.is_done("prune"):
         with _bar(progress) as bar:
             task = bar.add_task(f"{'nemo' if need_nemo else method} selection", total=len(mem))
-            m = mitigate.build_pruning(model, items, "nemo" if need_nemo else method, progress=lambda k: bar.update(task, completed=k))
+            m = mitigate.build_pruning(model, items, "nemo" if need_nemo else method, rep_threshold=threshold,
+                                       progress=lambda k: bar.update(task, completed=k))
         mitigate.save(run.file("mitigation.pt"), m)
         run.write_json("mitigation_summary.json", {"method": m["method"], "tau": m["tau"], "rows": mitigate.summary_rows(m)})
         run.step("prune", lambda: None)
@@ -100,12 +107,12 @@ def run_mitigate(run: RunFolder, model: DiffusionModel, items: list[dict], metho
         if not run.is_done("finetune"):
             ordinary = [it for it in _with_images(items) if it["label"] == 0 and it.get("split") != "unseen"]
             _, x_ord, y_ord = item_tensors(model, ordinary)
-            x_sur = adv.surrogates(model, ys, ctx, seed=adv_cfg.seed)
+            x_sur, sur_sims = adv.surrogates(model, ys, ctx, seed=adv_cfg.seed, targets=pix)
             with _bar(progress) as bar:
                 task = bar.add_task("adversarial fine-tuning", total=adv_cfg.steps)
                 h = adv.adversarial_finetune(model, x0, ys, x_sur, x_ord, y_ord, cfg=adv_cfg, progress=lambda s: bar.update(task, completed=s))
             _save_model(model, run.path / "model")
-            run.write_json("finetune.json", {"config": asdict(adv_cfg), **{k: v for k, v in h.items() if k != "y_adv"}})
+            run.write_json("finetune.json", {"config": asdict(adv_cfg), "surrogate_similarity": sur_sims.tolist(), **{k: v for k, v in h.items() if k != "y_adv"}})
             run.step("finetune", lambda: None)
         model = DiffusionModel.load(run.path / "model")
         ctx = ()
@@ -118,11 +125,26 @@ def run_mitigate(run: RunFolder, model: DiffusionModel, items: list[dict], metho
             loss_after = _heldout(model, items)
     else:
         loss_after = _heldout(model, items)
+    iou = None
+    if method in ("nemo", "wanda"):
+        sets = {i: locality.as_sets(r["selection"] if method == "nemo" else r["weights"]) for i, r in m["per_item"].items()}
+        iou = {"across_prompts": locality.pairwise_iou([v for v in sets.values() if any(v.values())])}
+        if method == "nemo":  # Wanda's score on the same value neurons, NeMo's count per layer
+            ctrl = mitigate.controls_for_calibration(items, model.embed([it["text"] for it in items]))
+            cross = {}
+            for it, y in zip(mem, ys):
+                s = sets[it["id"]]
+                if any(s.values()):
+                    wv = locality.wanda_value_neurons(model, y, ctrl, {n: len(v) for n, v in s.items()})
+                    cross[it["id"]] = locality.iou({(n, k) for n, v in s.items() for k in v}, {(n, k) for n, v in wv.items() for k in v})
+            iou["nemo_vs_wanda_value_neurons"] = cross
     b, a = (np.array(read_json(run.file(f"{k}.json"))["sims"]) for k in ("before", "after"))
     result = {"method": method, "n_prompts": len(mem), "n_seeds": n_seeds, "threshold": threshold,
               "before": rate(b, threshold), "after": rate(a, threshold), "mean_similarity_before": float(b.mean()), "mean_similarity_after": float(a.mean()),
               "heldout_loss_before": loss_before, "heldout_loss_after": loss_after,
-              "prompts_mitigated": int((per_prompt_rates(a, threshold) < 0.5).sum()), "tau_signal": m["tau"]}
+              "prompts_mitigated": int((per_prompt_rates(a, threshold) < 0.5).sum()), "tau_signal": m["tau"],
+              "selection_mitigated": int(sum(bool(r["mitigated"]) for r in m["per_item"].values())), "iou": iou,
+              "selection": mitigate.summary_rows(m)}
     run.write_json("result.json", result)
     run.figure("mitigate_curve", figures.rate_curves({"before": b, f"after {method}": a}, title=f"replication of memorized prompts, {method}",
                                                      seeds_note=f"{len(mem)} prompts x {n_seeds} seeds"))
@@ -181,8 +203,12 @@ def run_dori(run: RunFolder, model: DiffusionModel, items: list[dict], *, mitiga
 
 
 def run_locality(run: RunFolder, model: DiffusionModel, items: list[dict], item_id: str, *, starts: int = 16, cfg: DoriConfig = DoriConfig(),
-                 threshold: float = 0.7, seed: int = 0, progress: bool = True) -> dict:
-    """Triggers from Gaussian starts for one memorized image: spread, activation discrepancy, IoU."""
+                 threshold: float = 0.7, seed: int = 0, max_selections: int | None = None, progress: bool = True) -> dict:
+    """Triggers from Gaussian starts for one memorized image: spread, activation discrepancy, IoU.
+
+    ``max_selections``: run NeMo / Wanda selection on at most this many successful triggers (each
+    selection costs tens of generations).
+    """
     it = next(i for i in items if i["id"] == item_id)
     pix, x0, y = item_tensors(model, [it])
     all_y = model.embed([i["text"] for i in items])
@@ -218,9 +244,11 @@ def run_locality(run: RunFolder, model: DiffusionModel, items: list[dict], item_
     def selections():
         cal = nemo.calibrate(model, ctrl)
         ref = wanda.reference_norms(model, ctrl)
-        ne = [nemo.select_neurons(model, t, cal["stats"], cal["tau"]) for t in trig]
-        wa = [wanda.select_weights(model, t, ref, cal["tau"]) for t in trig]
-        torch.save({"nemo": ne, "wanda": wa, "tau": cal["tau"]}, run.file("selections.pt"))
+        ne = [nemo.select_neurons(model, t, cal["stats"], cal["tau"], target=pix[0], rep_threshold=threshold) for t in trig[:max_selections]]
+        wa = [wanda.select_weights(model, t, ref, cal["tau"], target=pix[0], rep_threshold=threshold) for t in trig[:max_selections]]
+        prompt = {"nemo": nemo.select_neurons(model, y[0], cal["stats"], cal["tau"], target=pix[0], rep_threshold=threshold),
+                  "wanda": wanda.select_weights(model, y[0], ref, cal["tau"], target=pix[0], rep_threshold=threshold)}
+        torch.save({"nemo": ne, "wanda": wa, "prompt": prompt, "tau": cal["tau"]}, run.file("selections.pt"))
     run.step("selections", selections)
     sel = torch.load(run.file("selections.pt"), weights_only=False)
     ne_sets = [locality.as_sets(r["selection"]) for r in sel["nemo"]]
@@ -230,9 +258,17 @@ def run_locality(run: RunFolder, model: DiffusionModel, items: list[dict], item_
         wv = locality.wanda_value_neurons(model, t, ctrl, {n: len(v) for n, v in s.items()})
         cross.append(locality.iou({(n, k) for n, v in s.items() for k in v}, {(n, k) for n, v in wv.items() for k in v}))
     cv = np.array(cross, dtype=float)
+    flat = lambda s: {(n, k) for n, v in s.items() for k in v}
+    pn, pw = locality.as_sets(sel["prompt"]["nemo"]["selection"]), locality.as_sets(sel["prompt"]["wanda"]["weights"])
+    vs_prompt = lambda sets, p: [locality.iou(flat(s), flat(p)) for s in sets]
     out["iou"] = {"nemo_across_triggers": locality.pairwise_iou(ne_sets), "wanda_across_triggers": locality.pairwise_iou(wa_sets),
                   "nemo_vs_wanda_value_neurons": float(np.nanmean(cv)) if (~np.isnan(cv)).any() else None,
-                  "nemo_mitigated": sum(r["mitigated"] for r in sel["nemo"]), "wanda_mitigated": sum(r["mitigated"] for r in sel["wanda"])}
+                  "nemo_vs_wanda_value_neurons_per_trigger": cv,
+                  "nemo_trigger_vs_prompt": vs_prompt(ne_sets, pn), "wanda_trigger_vs_prompt": vs_prompt(wa_sets, pw),
+                  "nemo_neurons_per_trigger": [len(flat(s)) for s in ne_sets], "wanda_weights_per_trigger": [len(flat(s)) for s in wa_sets],
+                  "nemo_prompt_neurons": len(flat(pn)), "wanda_prompt_weights": len(flat(pw)),
+                  "nemo_mitigated": sum(r["mitigated"] for r in sel["nemo"]), "wanda_mitigated": sum(r["mitigated"] for r in sel["wanda"]),
+                  "n_triggers": len(ne_sets)}
     run.figure("locality_triggers", figures.image_grid(pix.expand(len(res), -1, -1, -1), torch.stack([r["images"] for r in res]),
                                                        np.stack([r["sims"] for r in res]), [f"start {k}" for k in range(len(res))],
                                                        title=f"DoRI from {starts} Gaussian starts toward {item_id}", threshold=threshold))
