@@ -61,6 +61,7 @@ def test_train_command_runs_gapt_on_the_tiny_preset(tmp_path):
     assert r.exit_code == 0, r.output
     res = json.loads(r.stdout)
     assert res["objective"] == "gapt" and len(res["mbe_layers"]) == 4 and res["heldout_ce"] > 0
+    assert res["train_ce"] > 0 and res["final_phase"] in (1, 2)  # generalisation gap and the phase the run ended in
     assert res["switches"] and res["switches"][0]["to_phase"] == 2
     assert (out / "model/model.safetensors").exists() and (out / "figures/entropy_timeline.png").exists()
     assert "Phase switches" in (out / "report.html").read_text()

@@ -101,13 +101,16 @@ def train_lm(cfg: LMTrainConfig, run: RunFolder, *, progress: bool = True) -> di
 
         model = AutoModelForCausalLM.from_pretrained(out / "model")
         res = evaluate_lm(model, ids["heldout"], patch=cfg.gapt.patch)
+        # CE on as many (seeded) training passages: the generalisation gap compression could close
+        sub = random.Random(cfg.seed).sample(ids["train"], min(len(ids["train"]), len(ids["heldout"])))
+        res["train_ce"] = evaluate_lm(model, sub, patch=cfg.gapt.patch)["heldout_ce"]
         tr = read_json(out / "train.json")
         steps = read_parquet(out / "steps.parquet")
         rows = [dict(zip(steps, vals)) for vals in zip(*steps.values())]
         run.figure("entropy_timeline", timeline_figure({cfg.gapt.objective: rows}, title=f"preset {cfg.preset}, seed {cfg.seed}, {len(rows)} steps, {tr['tokens']} tokens"))
         summary = {"objective": cfg.gapt.objective, "preset": cfg.preset, "n_layer": spec.n_layer, "seed": cfg.seed, "steps": cfg.gapt.steps,
                    "train_tokens": tr["tokens"], "n_train_passages": len(ids["train"]), "switches": tr["switches"],
-                   "share_steps_compress": float(np.mean(np.asarray(steps["phase"]) == 2)), **res}
+                   "share_steps_compress": float(np.mean(np.asarray(steps["phase"]) == 2)), "final_phase": int(steps["phase"][-1]), **res}
         run.write_json("entropy_train.json", summary)
 
     run.step("eval", do_eval)
