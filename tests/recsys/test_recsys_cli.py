@@ -40,6 +40,18 @@ def test_train_writes_metrics_report_and_resumes(synth_dir, tmp_path):
     assert (out / "model.pt").stat().st_mtime_ns == mtime  # the finished fit was skipped
 
 
+def test_same_seed_same_model(synth_dir, tmp_path):
+    """Initialisation is seeded too: two fresh runs with one seed give identical weights."""
+    import torch
+
+    args = ["train", "--data", str(synth_dir), "--model", "vista", "--epochs", "1", "--downstream-epochs", "0", "--dim", "8", "--quiet"]
+    a, b = tmp_path / "a", tmp_path / "b"
+    _ok([*args, "--out", str(a)])
+    _ok([*args, "--out", str(b)])
+    sa, sb = (torch.load(d / "model.pt", weights_only=True)["state"] for d in (a, b))
+    assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
 def test_train_ml1m_format(tmp_path):
     d = tmp_path / "ml"
     _ok(["synth", "--out", str(d), "--users", "8", "--items", "100", "--clusters", "6", "--min-len", "560", "--max-len", "580", "--lifelong", "", "--format", "ml-1m", "--quiet"])
@@ -76,7 +88,7 @@ def test_bench_end_to_end_micro(tmp_path):
     assert {r["model"] for r in res["quality"]["rows"]} == {"vista", "full", "recent"}
     assert {(r["model"], r["n_history"]) for r in res["serving"]} == {(m, n) for m in ("vista", "full") for n in (600, 1500)}
     assert {(r["values"], r["stale_events"]) for r in res["ablation"]} == {(v, s) for v in ("int8", "fp32") for s in (0, 256)}
-    assert [r["bytes_per_user"] for r in res["ablation"] if r["stale_events"] == 0] == [4 * 8 + 4 * 4, 4 * 8 * 4]
+    assert [r["bytes_per_user"] for r in res["ablation"] if r["stale_events"] == 0] == [4 * (8 + 1) + 4 * 4, 4 * (8 + 1) * 4]  # S x (d + log mass)
     assert (run.path / "figures/recsys_latency.png").exists()
     assert "Serving cost against history length" in build_report(run.path).read_text()
 

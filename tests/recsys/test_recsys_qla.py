@@ -52,3 +52,66 @@ def test_streamed_summary_equals_one_shot_summary():
         one = m.summarize(torch.as_tensor(ids)[None])[0]
     streamed = m.summarize_stream(ids[a : a + 97] for a in range(0, 1000, 97))
     torch.testing.assert_close(streamed, one)
+
+
+def _vista(d=8, S=4, n_items=50):
+    torch.manual_seed(0)
+    return Recommender(ModelConfig("vista", n_items=n_items, n_tasks=1, d=d, heads=2, n_seeds=S)).double().eval()
+
+
+def test_summary_tokens_are_the_seed_qla_outputs_and_their_mass():
+    m = _vista()
+    torch.nn.init.normal_(m.summarizer.seeds)
+    hist = torch.as_tensor(np.random.default_rng(1).integers(0, 51, size=(2, 300)))  # 0 = padding
+    with torch.no_grad():
+        z = m.summarize(hist)
+        e, real = m.items(hist), (hist > 0).double()[..., None]
+        f = m.summarizer.features(hist) * real  # phi(k_j): (B, N, S)
+        mass = f.sum(1) + 1  # + the seed's own self term
+        ref = (f.transpose(1, 2) @ e + m.summarizer.seeds) / mass[..., None]
+    torch.testing.assert_close(z[..., :-1], ref)
+    torch.testing.assert_close(z[..., -1], mass.log())
+
+
+def test_summary_preserves_how_often_items_occur():
+    """Histories with the same item mix but 10x the events: (nearly) the same averages, but the log
+    mass of every used slot grows by ~log 10 -- the count a normalised summary would divide away."""
+    m = _vista()
+    few, many = torch.as_tensor([1, 2, 3] * 20)[None], torch.as_tensor([1, 2, 3] * 200)[None]
+    with torch.no_grad():
+        zf, zm = m.summarize(few)[0], m.summarize(many)[0]
+        used = m.summarizer.features(torch.as_tensor([1, 2, 3])).sum(0) > 0.5
+    assert used.any()
+    torch.testing.assert_close(zm[used, -1] - zf[used, -1], torch.full((int(used.sum()),), np.log(10.0), dtype=torch.float64), atol=0.05, rtol=0)
+    assert (zm[used, :-1] - zf[used, :-1]).abs().max() < 0.1 * zf[used, :-1].abs().max()
+    # a history where item 1 occurs more often differs exactly in item 1's slot mass
+    a, b = torch.as_tensor([1] * 10 + [2] * 90)[None], torch.as_tensor([1] * 50 + [2] * 50)[None]
+    with torch.no_grad():
+        r1 = m.summarizer.features(torch.as_tensor([1]))[0]  # item 1's routing
+        la, lb = (r1 @ m.summarize(h)[0, :, -1] for h in (a, b))
+    assert lb > la + 0.5
+
+
+def test_log_mass_counts_a_token_as_that_many_events():
+    """Softmax over tokens with + log mass = softmax over the events they stand for."""
+    m = _vista()
+    g = torch.Generator().manual_seed(0)
+    cand, x = torch.randn(1, 5, 8, generator=g, dtype=torch.float64), torch.randn(1, 2, 8, generator=g, dtype=torch.float64)
+    mask2, mask4 = torch.ones(1, 2, dtype=torch.bool), torch.ones(1, 4, dtype=torch.bool)
+    with torch.no_grad():
+        a = m.scorer(cand, x, mask2, torch.tensor([[np.log(3.0), 0.0]], dtype=torch.float64))
+        b = m.scorer(cand, x[:, [0, 0, 0, 1]], mask4)
+    torch.testing.assert_close(a[0], b[0])
+    torch.testing.assert_close(a[1], b[1])
+
+
+def test_candidate_read_out_is_its_own_slot_of_the_cached_summary():
+    m = _vista()
+    hist, cand = torch.as_tensor([[1] * 40 + [2] * 5]), torch.as_tensor([[1, 2]])
+    with torch.no_grad():
+        z = m.summarize(hist)
+        f = m.summarizer.features(cand)
+        read = f @ z
+    assert f.max() > 0.5  # routing is nearly hard from the start
+    assert read[0, 0, -1] > read[0, 1, -1]  # the candidate seen 40 times reads a larger count
+    torch.testing.assert_close(read[0, 0, -1], (f[0, 0] * z[0, :, -1]).sum())

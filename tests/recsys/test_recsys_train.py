@@ -60,7 +60,7 @@ def test_downstream_reads_the_cache_and_leaves_stage1_frozen(micro_store, vista)
     cfg = replace(CFG, model="vista")
     before = {n: p.clone() for n, p in m.named_parameters() if n.startswith("summarizer.")}
     z = cached_z(cache, "v1", torch.tensor([0, 1]))
-    assert z.shape == (2, cfg.n_seeds, cfg.d)
+    assert z.shape == (2, cfg.n_seeds, cfg.d + 1)  # tokens + log mass
     fit(m, batches(micro_store, vista["train"][:8], cfg), cfg, epochs=1, cache=(cache, "v1"))
     assert all(torch.equal(p, before[n]) for n, p in m.named_parameters() if n in before)
     with pytest.raises(AssertionError, match="no summary"):

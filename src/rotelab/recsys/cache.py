@@ -11,7 +11,8 @@ last history event the summary covers), ``n_events`` (how many it covers), ``wri
 
 Quantization (int8 + per-row scale), for a row x of Z:
     s = max|x| / 127,  q = round(x / s) in [-127, 127],  x_hat = q * s,  |x - x_hat| <= s / 2.
-At d = 32 a row costs 32 + 4 bytes instead of 128 (3.6x smaller).
+A row of Z is a summary token and its log mass (d + 1 = 33 values): 33 + 4 bytes instead of 132
+(3.6x smaller).
 
 Production mapping: the same key and value go into a distributed key-value store (a sharded,
 replicated store such as a ZippyDB/Cassandra/Bigtable-like service): shard by hash(user_id), keep

@@ -91,7 +91,7 @@ def train(
     epochs: EpochsOpt = 6,
     downstream_epochs: Annotated[int, typer.Option("--downstream-epochs", help="VISTA stage-2 epochs on cached summaries.")] = 2,
     max_len: Annotated[int, typer.Option("--max-len", help="History events a model reads in training.")] = 4096,
-    seeds: Annotated[int, typer.Option("--summary-tokens", help="VISTA summary tokens S.")] = 32,
+    seeds: Annotated[int, typer.Option("--summary-tokens", help="VISTA summary tokens S.")] = 256,
     dim: Annotated[int, typer.Option("--dim", help="Embedding size d (divisible by 2 heads).")] = 32,
     candidates: Annotated[int, typer.Option("--candidates", help="Last events per user used as logged candidates.")] = 16,
     cache_dtype: Annotated[CacheDtype, typer.Option("--cache-dtype", help="Summary values in the cache.")] = CacheDtype.int8,

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from rotelab.core.data import file_sha256
 from rotelab.core.runs import RunFolder, read_json, write_json
@@ -41,6 +42,7 @@ def train_model(run: RunFolder, store: EventStore, cfg: TrainConfig, *, prefix: 
     data = batches(store, train_u, cfg)
 
     def _fit() -> dict:
+        torch.manual_seed(cfg.seed)  # the initialisation too: a rerun with the same seed gives the same model
         m = Recommender(model_config(cfg, store))
         epochs = cfg.epochs if cfg.model == "vista" else cfg.epochs + cfg.downstream_epochs
         losses = fit(m, data, cfg, epochs=epochs, progress=progress, label="foundation" if cfg.model == "vista" else "train")

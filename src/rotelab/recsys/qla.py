@@ -13,6 +13,8 @@ summary can be computed in streamed chunks and refreshed as events arrive. Two m
 - *causal with a prefix*: position t sees a fully visible prefix memory and positions <= t
   (the reconstruction decoder conditioned on the summary); running sums via ``cumsum``.
 
+VISTA's summarizer uses the target form with a *routing* feature map (softmax over the S seeds,
+passed precomputed with ``fmap=identity``; see :class:`rotelab.recsys.models.Summarizer`).
 :func:`masked_reference` is the O(N^2) form both are tested against. The VISTA paper
 (Chen et al. 2025, arXiv 2510.22049) does not publish its kernel or normaliser; this is
 rotelab's reconstruction (see ``shared/research/recsys_vista.md``).
@@ -31,24 +33,31 @@ def phi(x: torch.Tensor) -> torch.Tensor:
     return F.elu(x) + 1.0
 
 
-def history_state(k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def identity(x: torch.Tensor) -> torch.Tensor:
+    """Feature map for inputs that already are features (VISTA's seed routing, see models.py)."""
+    return x
+
+
+def history_state(k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None = None, *, fmap=phi) -> tuple[torch.Tensor, torch.Tensor]:
     """Additive history state: S = sum_j phi(k_j) v_j^T, z = sum_j phi(k_j).
 
-    k, v: (B, H, N, dh); mask: (B, N) bool, True = real event. Returns S (B, H, dh, dh), z (B, H, dh).
+    k: (B, H, N, m), v: (B, H, N, dv); mask: (B, N) bool (True = real event) or float weights.
+    Returns S (B, H, m, dv), z (B, H, m). ``fmap`` is the feature map phi.
     """
-    fk = phi(k)
+    fk = fmap(k)
     if mask is not None:
         fk = fk * mask[:, None, :, None].to(fk.dtype)
     return torch.einsum("bhnd,bhne->bhde", fk, v), fk.sum(dim=2)
 
 
-def qla_targets(q: torch.Tensor, k_self: torch.Tensor, v_self: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+def qla_targets(q: torch.Tensor, k_self: torch.Tensor, v_self: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor], *, fmap=phi) -> torch.Tensor:
     """Targets attend to the history state plus themselves (target mask).
 
-    q, k_self, v_self: (B, H, T, dh); state from :func:`history_state`. Returns (B, H, T, dh).
+    q, k_self: (B, H, T, m), v_self: (B, H, T, dv); state from :func:`history_state` with the same
+    ``fmap``. Returns (B, H, T, dv).
     """
     S, z = state
-    fq, fks = phi(q), phi(k_self)
+    fq, fks = fmap(q), fmap(k_self)
     self_w = (fq * fks).sum(-1, keepdim=True)  # (B, H, T, 1): the diagonal self term
     num = torch.einsum("bhtd,bhde->bhte", fq, S) + self_w * v_self
     den = torch.einsum("bhtd,bhd->bht", fq, z)[..., None] + self_w

@@ -30,7 +30,7 @@ def _train(run: Path, manifest: dict) -> str:
         table(_model_rows(ev)),
     ]
     if ev["model"] == "vista":
-        parts.append(f"<p>Summaries: {c['n_seeds']} tokens x d={c['d']}, stored {c['cache_dtype']} in <code>summaries.sqlite</code> "
+        parts.append(f"<p>Summaries: {c['n_seeds']} tokens x (d={c['d']} + log mass), stored {c['cache_dtype']} in <code>summaries.sqlite</code> "
                      f"(version <code>{html.escape(str(manifest.get('notes', {}).get('summary_version', '')))}</code>); the downstream model was trained and evaluated on summaries read from it.</p>")
     return "\n".join(parts)
 

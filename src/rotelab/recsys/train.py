@@ -32,7 +32,7 @@ class TrainConfig:
     model: str = "vista"
     d: int = 32
     heads: int = 2
-    n_seeds: int = 32
+    n_seeds: int = 256  # S summary tokens: enough that few items share a seed slot (see models.Summarizer)
     recent: int = 256
     max_len: int = 4096  # history events a model reads in training (full attention's cost cap)
     k: int = 16  # logged candidates per user
@@ -132,10 +132,11 @@ def _loss(model: Recommender, b: dict, cfg: TrainConfig, gen: torch.Generator, z
 
 def fit(model: Recommender, data: list[dict], cfg: TrainConfig, *, epochs: int, cache: tuple[SummaryCache, str] | None = None, progress: bool = False, label: str = "train") -> list[float]:
     """Train ``model`` (in place) on pre-built batches; with ``cache``, Z comes from the store
-    and stage 1 is frozen. Returns the mean loss per epoch."""
+    and stage 1 is frozen, with the item embeddings it read (cached Z are means of those embeddings:
+    moving them would let candidates drift away from their own summaries). Returns the mean loss per epoch."""
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
-    params = [p for n, p in model.named_parameters() if cache is None or not n.startswith(("summarizer.", "decoder."))]
+    params = [p for n, p in model.named_parameters() if cache is None or not n.startswith(("summarizer.", "decoder.", "items."))]
     opt = torch.optim.Adam(params, lr=cfg.lr)
     model.train()
     losses = []
