@@ -35,6 +35,43 @@ def test_batched_equals_one_at_a_time(gpt2_lm):
         np.testing.assert_array_equal(a.token_ids, b.token_ids)
 
 
+@pytest.mark.parametrize("arch", ["gpt2", "llama", "gpt_neox", "qwen2"])
+def test_chunked_head_equals_full_logits(arch_dirs, arch):
+    """The fused path (head applied in small chunks to the final hidden states) = the model's logits."""
+    from rotelab.core.models import load_model
+
+    lm = load_model(arch_dirs[arch])
+    assert lm._head_separable()
+    batch = [x[: lm.max_length] for x in lm.tokenize(TEXTS)]
+    fused = lm.forward_signals(batch)
+    lm._separable = False  # the plain path: full (B, T, V) logits from model(...)
+    plain = lm.forward_signals(batch)
+    for a, b in zip(fused, plain):
+        for k in ("logp", "mu", "sigma"):
+            np.testing.assert_allclose(getattr(a, k), getattr(b, k), atol=1e-5)
+        np.testing.assert_array_equal(a.argmax, b.argmax)
+
+
+def test_softcapped_logits_use_the_plain_path(arch_dirs):
+    from rotelab.core.models import load_model
+
+    lm = load_model(arch_dirs["gpt2"])
+    lm.model.config.final_logit_softcapping = 30.0
+    assert not lm._head_separable()
+
+
+def test_signals_in_chunks_matches_one_block():
+    from rotelab.core.signals import signals_from_logits, signals_in_chunks
+
+    g = torch.Generator().manual_seed(1)
+    h, W = torch.randn(37, 8, generator=g), torch.randn(50, 8, generator=g)
+    tgt = torch.randint(0, 50, (37,), generator=g)
+    whole = signals_from_logits(h @ W.T, tgt)
+    parts = signals_in_chunks(h, tgt, lambda x: x @ W.T, chunk=8)
+    for k in whole:
+        torch.testing.assert_close(parts[k], whole[k])
+
+
 def _with_policy(lm, policy):
     return HFLanguageModel(lm.model, lm.tokenizer, long_text=policy, fingerprint=lm.fingerprint)
 
@@ -66,3 +103,15 @@ def test_cache_key_changes_with_policy(gpt2_lm, cache):
     compute_signals(gpt2_lm, TEXTS[:1], cache=cache, progress=False)
     assert cache.get(_with_policy(gpt2_lm, "window"), TEXTS[0]) is None
     assert cache.get(gpt2_lm, TEXTS[0]) is not None
+
+
+def test_argmax_matches_torch_with_ties():
+    from rotelab.core.signals import signals_from_logits
+
+    g = torch.Generator().manual_seed(2)
+    logits = torch.randn(4, 6, 300, generator=g)
+    logits[0, 0, [7, 200]] = 10.0  # a tie: the first index, as torch.argmax
+    logits[1, 2] = 0.0  # all equal
+    got = signals_from_logits(logits, torch.zeros(4, 6, dtype=torch.long))["argmax"]
+    torch.testing.assert_close(got, logits.argmax(-1))
+    assert got[0, 0] == 7 and got[1, 2] == 0

@@ -22,8 +22,12 @@ import numpy as np
 import torch
 
 from rotelab.core.access import Access, require
-from rotelab.core.signals import LONG_TEXT_POLICIES, TokenSignals, signals_from_logits
+from rotelab.core.signals import LONG_TEXT_POLICIES, TokenSignals, chunk_rows, signals_in_chunks
 from rotelab.errors import RotelabError
+
+
+# Config fields of models whose logits are not just the head's output (soft-capping, scaling).
+_LOGIT_POSTPROCESS = ("final_logit_softcapping", "logit_scale", "logits_scaling", "output_multiplier_scale")
 
 
 class LanguageModel:
@@ -85,6 +89,7 @@ class HFLanguageModel(LanguageModel):
         self.pad_id = _pad_id(tokenizer, model.config)
         self._fingerprint = fingerprint or fingerprint_module(model)
         self._tok_fingerprint = fingerprint_tokenizer(tokenizer)
+        self._separable: bool | None = None
 
     # -- identity ---------------------------------------------------------------------------
     @property
@@ -115,24 +120,50 @@ class HFLanguageModel(LanguageModel):
     @torch.inference_mode()
     def forward_signals(self, batch: list[list[int]]) -> list[TokenSignals]:
         ids, mask = self._right_pad(batch)  # (B, T)
+        n_pred = torch.tensor([len(x) - 1 for x in batch], device=ids.device)
+        scored = torch.arange(ids.shape[1], device=ids.device)[None, :] < n_pred[:, None]  # (B, T): t predicts t+1
+        targets = torch.roll(ids, -1, dims=1)[scored]  # (N,) row-major: each text's predictions in order
         # Right padding: positions 0..len-1 are the default position ids, so none are passed.
-        logits = self.model(input_ids=ids, attention_mask=mask).logits  # (B, T, V)
-        # Align without copying: position t predicts token t+1; the last position is dropped below.
-        sig = signals_from_logits(logits, torch.roll(ids, -1, dims=1))  # each (B, T)
-        sig = {k: v.cpu().numpy() for k, v in sig.items()}
-        out = []
-        for r, x in enumerate(batch):
-            n = len(x) - 1
-            out.append(
-                TokenSignals(
-                    np.asarray(x, dtype=np.int64),
-                    sig["logp"][r, :n].astype(np.float32),
-                    sig["mu"][r, :n].astype(np.float32),
-                    sig["sigma"][r, :n].astype(np.float32),
-                    sig["argmax"][r, :n].astype(np.int64),
-                )
+        if self._head_separable():
+            rows = self.model.base_model(input_ids=ids, attention_mask=mask).last_hidden_state[scored]  # (N, d)
+            head = self.model.get_output_embeddings()
+        else:
+            rows, head = self.model(input_ids=ids, attention_mask=mask).logits[scored], None  # (N, V)
+        V = self.model.get_output_embeddings().out_features if head is not None else rows.shape[-1]
+        flat = signals_in_chunks(rows, targets, head, chunk=chunk_rows(V, ids.device))
+        cols = {k: np.split(v.cpu().numpy(), np.cumsum(n_pred.cpu().numpy())[:-1]) for k, v in flat.items()}
+        return [
+            TokenSignals(
+                np.asarray(x, dtype=np.int64),
+                cols["logp"][r].astype(np.float32),
+                cols["mu"][r].astype(np.float32),
+                cols["sigma"][r].astype(np.float32),
+                cols["argmax"][r].astype(np.int64),
             )
-        return out
+            for r, x in enumerate(batch)
+        ]
+
+    def _head_separable(self) -> bool:
+        """Whether logits = output_embeddings(base_model(x).last_hidden_state), so the head can be
+        applied in chunks (:func:`signals_in_chunks`).
+
+        False for models that rescale or soft-cap their logits (Gemma 2, Cohere, Granite) or whose
+        head is not a linear layer; checked once, also numerically on a 2 x 8 probe.
+        """
+        if self._separable is None:
+            cfg = self.model.config
+            head = self.model.get_output_embeddings() if hasattr(self.model, "get_output_embeddings") else None
+            base = getattr(self.model, "base_model", None)
+            ok = isinstance(head, torch.nn.Linear) and base is not None and base is not self.model
+            ok = ok and not any(getattr(cfg, k, None) not in (None, 1, 1.0) for k in _LOGIT_POSTPROCESS)
+            if ok:
+                probe = (torch.arange(16, device=self.device) % head.out_features).view(2, 8)
+                with torch.inference_mode():
+                    full = self.model(input_ids=probe).logits.float()
+                    split = head(base(input_ids=probe).last_hidden_state).float()
+                ok = bool(torch.allclose(full, split, rtol=1e-3, atol=1e-3 * full.abs().max().item()))
+            self._separable = ok
+        return self._separable
 
     # -- GENERATION -------------------------------------------------------------------------
     def greedy(self, prompts: list[list[int]], max_new_tokens: int, *, batch_size: int = 32, progress: bool = False) -> list[list[int]]:
