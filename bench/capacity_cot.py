@@ -1,40 +1,47 @@
-"""Benchmark: the default ``rotelab capacity cot`` experiment; writes bench/results/capacity_cot.json.
+"""Benchmark: the full ``rotelab capacity cot`` experiment; writes bench/results/capacity_cot.json.
 
-The three parts (no-CoT sweep, CoT sweep, condition families) run as three single-thread
-processes into their own run folders (resumable); ``cpu_seconds`` sums their CPU time, i.e. the
-wall time of the default ``rotelab capacity cot`` on one idle core.
+One single-thread process, run sequentially (its wall time is the cost on one core): the no-CoT
+and CoT sweeps over N = 8 .. 256 (1.5 decades) with 3 seeds, then the condition-separating
+families with 3 seeds. Resumable: every finished point is a file in bench/results/capacity_cot_run/
+(figures in its figures/ folder).
 
-Run: .venv/bin/python bench/capacity_cot.py
+Run: OMP_NUM_THREADS=1 .venv/bin/python bench/capacity_cot.py
+     (--sizes / --seeds / --run NAME for a reduced try)
 """
 
+import argparse
 import json
 import time
 from dataclasses import replace
-from multiprocessing import Pool
 from pathlib import Path
 
 from rotelab.capacity.cot import CotConfig, run_cot
 from rotelab.core.runs import RunFolder, dumps
 
 OUT = Path(__file__).parent / "results"
-PARTS = {"no_cot": dict(arms=("no_cot",), conditions=False), "cot": dict(arms=("cot",), conditions=False),
-         "conditions": dict(arms=(), conditions=True)}
-
-
-def part(name: str) -> dict:
-    c0 = time.process_time()
-    run = RunFolder(OUT / f"capacity_cot_{name}", command="capacity cot", options={"bench": name}, seed=0)
-    s = run_cot(run, replace(CotConfig(), **PARTS[name]), progress=False)
-    return {**s, "cpu_seconds": time.process_time() - c0}
-
+BENCH = CotConfig(sizes=(8, 16, 32, 64, 128, 256), seeds=(0, 1, 2), cond_seeds=(0, 1, 2))
 
 if __name__ == "__main__":
-    t0 = time.perf_counter()
-    with Pool(3) as pool:
-        res = dict(zip(PARTS, pool.map(part, PARTS)))
-    summary = {"config": res["conditions"]["config"], "slopes": {a: res[a]["slopes"][a] for a in ("no_cot", "cot")},
-               "p_star": {a: res[a]["p_star"][a] for a in ("no_cot", "cot")}, "checks": res["conditions"]["checks"],
-               "conditions": res["conditions"]["conditions"], "cpu_seconds": {k: r["cpu_seconds"] for k, r in res.items()},
-               "wall_seconds": time.perf_counter() - t0}
-    (OUT / "capacity_cot.json").write_text(dumps(summary) + "\n")
-    print(json.dumps({"slopes": summary["slopes"], "cpu_seconds": summary["cpu_seconds"], "wall_seconds": summary["wall_seconds"]}, indent=1))
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sizes", default=",".join(map(str, BENCH.sizes)))
+    ap.add_argument("--seeds", default=",".join(map(str, BENCH.seeds)))
+    ap.add_argument("--arms", default="no_cot,cot")
+    ap.add_argument("--no-conditions", action="store_true")
+    ap.add_argument("--run", default="capacity_cot_run", help="run folder under bench/results")
+    ap.add_argument("--json", default="capacity_cot.json", help="summary file under bench/results")
+    a = ap.parse_args()
+    cfg = replace(BENCH, sizes=tuple(int(v) for v in a.sizes.split(",")), seeds=tuple(int(v) for v in a.seeds.split(",")),
+                  arms=tuple(a.arms.split(",")) if a.arms else (), conditions=not a.no_conditions)
+    t0, c0 = time.perf_counter(), time.process_time()
+    run = RunFolder(OUT / a.run, command="capacity cot", options={"bench": True}, seed=0)
+    s = run_cot(run, cfg, progress=False)
+    s["wall_seconds_this_call"] = time.perf_counter() - t0
+    s["cpu_seconds_this_call"] = time.process_time() - c0
+    # cost of the whole experiment (resumed parts included): CPU seconds of every sweep point
+    s["cpu_seconds_sweep_points"] = {arm: sum(p["cpu_seconds"] or 0 for p in pts) for arm, pts in s["p_star"].items()}
+    (OUT / a.json).write_text(dumps(s) + "\n")
+    print(json.dumps({"slopes": s["slopes"], "slopes_tail": s["slopes_tail"],
+                      "p_star": {arm: [(p["n"], p["seed"], p["p_star"], p["width"], p["depth"], p["trials"], round(p["cpu_seconds"] or 0))
+                                       for p in pts] for arm, pts in s["p_star"].items()},
+                      "conditions": {k: (v["accuracy"], v["largest_n"], v["verdict"]) for k, v in s["conditions"].items()},
+                      "wall_seconds": s["wall_seconds_this_call"], "cpu_seconds": s["cpu_seconds_this_call"]}, indent=1))

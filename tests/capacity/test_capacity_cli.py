@@ -43,3 +43,14 @@ def test_robust_run_writes_summary_figures_report_and_resumes(tmp_path):
     assert "Robust memorization in ReLU nets" in (tmp_path / "report.html").read_text()
     res2 = runner.invoke(app, args)  # resumes: the finished rho point is read, not retrained
     assert json.loads(res2.output)["points"] == out["points"]
+
+
+def test_cot_run_writes_json_summary_with_slopes_and_conditions(tmp_path):
+    args = ["cot", "--out", str(tmp_path), "--sizes", "2,4,8", "--w-max", "6", "--depths", "1", "--seeds", "0", "--cond-seeds", "0",
+            "--steps", "100", "--single-n-max", "4", "--quiet", "--json"]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output)
+    assert set(out["slopes"]) == {"no_cot", "cot"} and len(out["p_star"]["cot"]) == 3
+    assert out["conditions"]["prefix_cot_none_fp32"]["prediction"] == "fail"
+    assert (tmp_path / "figures/capacity_cot_pstar.png").exists()

@@ -54,3 +54,18 @@ def test_random_labels_refuses_more_strings_than_exist():
 
     with pytest.raises(ValueError, match="only 8 strings"):
         random_labels(9, length=3, alphabet=2)
+
+
+def test_single_symbol_threshold_labels_break_no_cot_only_with_one_cut():
+    data = single_symbol(8, labels="threshold")
+    assert data.ys == [0, 0, 0, 0, 1, 1, 1, 1]
+    ch = check_conditions(data)
+    assert ch["no_cot"]["holds"] is False and ch["no_cot"]["max_accuracy"] == 0.5
+    assert ch["cot"]["holds"] is True
+
+
+def test_single_symbol_rejects_unknown_labels():
+    import pytest
+
+    with pytest.raises(ValueError, match="labels must be one of"):
+        single_symbol(4, labels="mod3")

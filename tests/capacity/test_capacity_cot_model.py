@@ -51,3 +51,14 @@ def test_prefix_conflicts_defeat_cot_not_no_cot():
     arch = TinyConfig(vocab=data.vocab.size, width=8, heads=2, depth=1, pos="none", max_len=10)
     assert train_memorize(data, arch, cot=False, seed=0, cfg=FAST)["memorized"] == 1.0
     assert train_memorize(data, arch, cot=True, seed=0, cfg=FAST)["memorized"] <= 0.5
+
+
+def test_patience_stops_a_stalled_run_and_says_why():
+    data = single_symbol(6)  # no-CoT NoPE is stuck at <= 1/2 whatever the budget
+    arch = TinyConfig(vocab=data.vocab.size, width=8, heads=2, depth=1, pos="none", max_len=8)
+    r = train_memorize(data, arch, cot=False, seed=0, cfg=TrainConfig(steps=3000, lr=1e-2, patience=200))
+    assert r["stop"] == "plateau" and r["steps"] < 3000 and r["memorized"] <= 0.5
+    assert train_memorize(data, arch, cot=False, seed=0, cfg=TrainConfig(steps=100, lr=1e-2))["stop"] == "steps"
+    thr = single_symbol(6, labels="threshold")
+    r = train_memorize(thr, arch, cot=True, seed=0, cfg=TrainConfig(steps=1000, lr=1e-2, patience=200))
+    assert r["stop"] == "memorized" and r["memorized"] == 1.0

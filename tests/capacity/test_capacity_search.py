@@ -9,7 +9,7 @@ from rotelab.capacity.cot import capacity_sweep
 from rotelab.capacity.cot_data import random_labels
 from rotelab.capacity.cot_model import TinyConfig, TrainConfig
 from rotelab.capacity.robust import RobustConfig, rho_point
-from rotelab.capacity.search import loglog_slope, smallest_success, start_position
+from rotelab.capacity.search import loglog_slope, smallest_success, width_search
 
 
 def test_smallest_success_stops_at_first_success_in_size_order():
@@ -22,7 +22,6 @@ def test_smallest_success_stops_at_first_success_in_size_order():
 
     best, trials = smallest_success(params, trial)
     assert params[best] == 30 and seen == [10, 20, 30] and len(trials) == 3
-    assert smallest_success(params, trial, start=start_position(params, 25))[0] == 2
     assert smallest_success(params, lambda i: {"success": False})[0] is None
 
 
@@ -33,11 +32,47 @@ def test_loglog_slope_recovers_a_power_law_and_refuses_two_points():
 
 
 def test_capacity_sweep_finds_a_memorising_transformer_on_a_tiny_case():
-    arch = [TinyConfig(vocab=6, width=w, max_len=4, pos="learned") for w in (1, 8)]
-    out = capacity_sweep(lambda n, s: random_labels(n, length=3, seed=s), arch, (4,), (0,), cot=False, train=TrainConfig(steps=300, lr=1e-2))
-    (point,) = out["points"]
-    assert point["p_star"] is not None and point["trials"][-1]["memorized"] == 1.0
-    assert all(t["memorized"] < 1 for t in point["trials"][:-1])
+    arch = lambda w, L: TinyConfig(vocab=6, width=w, depth=L, max_len=4, pos="learned")  # noqa: E731
+    out = capacity_sweep(lambda n, s: random_labels(n, length=3, seed=s), arch, (4, 8), (0,), cot=False,
+                         train=TrainConfig(steps=300, lr=1e-2), depths=(1,), w_min=2, w_max=8)
+    p4, p8 = out["points"]
+    assert p4["p_star"] is not None and p4["trials"][-1]["success"] or any(t["success"] for t in p4["trials"])
+    assert all(t["params"] >= p4["p_star"] for t in p4["trials"] if t["success"])  # P* is the smallest success
+    assert all(t["width"] >= p4["width"] for t in p8["trials"])  # the next N never retrains below the last width
+
+
+def _monotone(threshold):
+    calls = []
+
+    def trial(w, d):
+        calls.append((w, d))
+        return {"success": w * d >= threshold}
+    return trial, calls
+
+
+def test_width_search_bisects_to_the_threshold_with_few_trials():
+    trial, calls = _monotone(23)
+    res = width_search(lambda w, d: w * w * d, trial, depths=(1,), w_min=2, w_max=64)
+    assert res["best"] == (23, 1) and res["p_star"] == 23 * 23
+    assert len(calls) <= 12  # a grid scan would need 22
+    assert all((w >= 23) == t["success"] for (w, _), t in zip(calls, res["trials"]))
+
+
+def test_width_search_prunes_later_depths_to_widths_below_the_best():
+    trial, calls = _monotone(16)  # depth 2 succeeds from width 8, depth 1 from 16
+    res = width_search(lambda w, d: 10 * w * w * d, trial, depths=(2, 1), w_min=2, w_max=64)
+    assert res["best"] == (8, 2) and res["per_depth"] == {2: 8, 1: None}
+    assert [c for c in calls if c[1] == 1] == [(11, 1)]  # the largest depth-1 width with P < 1280 fails: one trial
+    trial, calls = _monotone(10)
+    res = width_search(lambda w, d: w * w * d**3, trial, depths=(2, 1), w_min=2, w_max=64)
+    assert res["best"] == (10, 1) and res["p_star"] == 100  # depth 1 wins (P 100 < 8 * 25)
+
+
+def test_width_search_uses_known_failures_and_guesses():
+    trial, calls = _monotone(20)
+    res = width_search(lambda w, d: w, trial, depths=(1,), w_min=2, w_max=64, known_fail={1: 17}, guess={1: 22})
+    assert res["best"] == (20, 1) and min(w for w, _ in calls) >= 18 and calls[0] == (22, 1)
+    assert width_search(lambda w, d: w, lambda w, d: {"success": False}, depths=(1,), w_min=2, w_max=5)["best"] is None
 
 
 def test_robust_search_certifies_a_tiny_case_and_reports_the_gap():

@@ -44,15 +44,16 @@ def _choice(option: str, value: str, allowed: tuple[str, ...]) -> str:
 @app.command()
 def cot(
     out: OutOpt = None,
-    sizes: Annotated[str, typer.Option(help="N ladder, comma-separated.")] = "16,32,64,128",
-    widths: Annotated[str, typer.Option(help="Transformer widths searched (1 head).")] = "2,3,4,6,8,12,16",
-    depths: Annotated[str, typer.Option(help="Transformer depths searched.")] = "1,2",
-    seeds: Annotated[str, typer.Option(help="Seeds (data and init).")] = "0,1",
+    sizes: Annotated[str, typer.Option(help="N ladder, comma-separated.")] = "8,16,32,64,128",
+    w_max: Annotated[int, typer.Option(help="Largest transformer width searched (1 head; widths 2.. by bisection).")] = 32,
+    depths: Annotated[str, typer.Option(help="Transformer depths searched, in this order.")] = "2,1",
+    seeds: Annotated[str, typer.Option(help="Seeds (data and init) of the sweep.")] = "0,1",
+    cond_seeds: Annotated[str, typer.Option(help="Seeds of the condition-family runs.")] = "0,1,2",
     pos: Annotated[str, typer.Option(help="Positions in the sweep: learned | none (NoPE).")] = "learned",
     precision: Annotated[str, typer.Option(help="Sweep precision: fp32 | bf16 | fp8 | int8.")] = "fp32",
     pause: Annotated[int, typer.Option(help="CoT trace length (pause tokens).")] = 2,
     length: Annotated[int, typer.Option(help="Input string length.")] = 6,
-    steps: Annotated[int, typer.Option(help="Max training steps per candidate.")] = 2000,
+    steps: Annotated[int, typer.Option(help="Max training steps per candidate (and per condition-family run).")] = 2000,
     single_n_max: Annotated[int, typer.Option(help="Single-symbol family: gamma^1 .. gamma^n.")] = 12,
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -61,11 +62,10 @@ def cot(
     from rotelab.capacity.cot import CotConfig, run_cot
     from rotelab.capacity.cot_model import PRECISIONS
 
-    w = _ints("--widths", widths)
-    cfg = CotConfig(sizes=_ints("--sizes", sizes, low=2), widths=w, depths=_ints("--depths", depths),
-                    seeds=_ints("--seeds", seeds, low=0), pos=_choice("--pos", pos, ("learned", "none")),
+    cfg = CotConfig(sizes=_ints("--sizes", sizes, low=2), w_max=_ints("--w-max", str(w_max), low=2)[0], depths=_ints("--depths", depths),
+                    seeds=_ints("--seeds", seeds, low=0), cond_seeds=_ints("--cond-seeds", cond_seeds, low=0), pos=_choice("--pos", pos, ("learned", "none")),
                     precision=_choice("--precision", precision, PRECISIONS), pause=_ints("--pause", str(pause))[0],
-                    length=_ints("--length", str(length))[0], steps=_ints("--steps", str(steps))[0],
+                    length=_ints("--length", str(length))[0], steps=_ints("--steps", str(steps))[0], cond_steps=steps,
                     single_n_max=_ints("--single-n-max", str(single_n_max), low=2)[0])
     if cfg.alphabet**cfg.length < max(cfg.sizes):
         raise RotelabError(f"--length {cfg.length} gives {cfg.alphabet ** cfg.length} strings < largest --sizes {max(cfg.sizes)}")

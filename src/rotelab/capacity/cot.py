@@ -1,24 +1,27 @@
 """The chain-of-thought capacity experiment behind ``rotelab capacity cot``.
 
-1. ``capacity_sweep``: for each N, the smallest transformer (width x depth grid) that memorises N
-   random-label strings, with and without a CoT trace, over several seeds; fit of
-   log P*(N) = a + b log N. Yu, Gao, Zhang (2025) prove P = Theta-bar(N) in every case: b ~ 1.
-2. The condition-separating families, checked by :func:`check_conditions` and trained:
-   single-symbol inputs (no-CoT NoPE must fail; CoT can succeed for bounded n, fewer as the
-   precision drops) and prefix conflicts (CoT must fail; no-CoT succeeds).
+1. ``capacity_sweep``: for each N, the smallest transformer (bisection over the width at each
+   depth) that memorises N random-label strings, with and without a CoT trace, over several
+   seeds; fit of log P*(N) = a + b log N. Yu, Gao, Zhang (2025) prove P = Theta-bar(N) in every
+   case: b ~ 1.
+2. The condition-separating families, checked by :func:`check_conditions` and trained over
+   several seeds: single-symbol inputs with threshold or parity labels (no-CoT NoPE must fail;
+   CoT can succeed, for parity only up to some n, fewer as the precision drops) and prefix
+   conflicts (CoT must fail; no-CoT succeeds).
 """
 
 from __future__ import annotations
 
+import math
 import time
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from typing import Any, Callable
 
 
 from rotelab.capacity.cot_data import ReasoningSet, check_conditions, pause_trace, prefix_conflicts, random_labels, single_symbol
 from rotelab.capacity.cot_model import TinyConfig, TinyTransformer, TrainConfig, n_params, train_memorize
-from rotelab.capacity.search import loglog_slope, smallest_success, start_position
+from rotelab.capacity.search import loglog_slope, width_search
 from rotelab.core.runs import RunFolder, read_json
 
 ARMS = ("no_cot", "cot")
@@ -30,69 +33,93 @@ class CotConfig:
     alphabet: int = 4
     n_labels: int = 2
     pause: int = 2  # CoT trace = this many PAUSE tokens
-    pos: str = "learned"  # positions in the sweep; the condition runs use NoPE (pos="none")
+    pos: str = "learned"  # positions in the sweep; the condition runs use NoPE (pos="none") unless named
     precision: str = "fp32"
-    sizes: tuple[int, ...] = (16, 32, 64, 128)
-    widths: tuple[int, ...] = (2, 3, 4, 6, 8, 12, 16)
-    depths: tuple[int, ...] = (1, 2)
+    sizes: tuple[int, ...] = (8, 16, 32, 64, 128)  # quick default; the bench adds 256 and a third seed
+    w_min: int = 2  # widths searched: w_min .. w_max (1 head), by galloping + bisection per depth
+    w_max: int = 32
+    depths: tuple[int, ...] = (2, 1)  # searched in this order; later depths only below the best P so far
     seeds: tuple[int, ...] = (0, 1)
-    steps: int = 2000
-    lr: float = 1e-2
+    steps: int = 2000  # max steps per candidate (stops at 100% memorised)
+    lr: float = 5e-3  # 1e-2 diverged at width >= 18 on N = 256 (larger nets memorised less); 5e-3 fits N = 256 at width 12
+    patience: int = 500  # a candidate whose memorised count stalls this many steps counts as failed
     single_n_max: int = 12
     prefix_pairs: int = 8
     cond_width: int = 8
     cond_depth: int = 1
     cond_heads: int = 2
+    cond_steps: int = 2000
+    cond_seeds: tuple[int, ...] = (0, 1, 2)
     precisions: tuple[str, ...] = ("fp32", "bf16", "fp8", "int8")
     arms: tuple[str, ...] = ARMS  # sweep arms to run
     conditions: bool = True  # train the condition-separating families
 
 
-def candidates(data: ReasoningSet, cfg: CotConfig, *, cot: bool, pos: str) -> list[TinyConfig]:
+def arch_factory(data: ReasoningSet, cfg: CotConfig, *, cot: bool, pos: str) -> Callable[[int, int], TinyConfig]:
+    """(width, depth) -> the sweep's transformer for ``data`` (max_len = longest sequence, so P counts no unused rows)."""
     T = max(len(s) for s, _ in data.sequences(cot=cot))
-    return [TinyConfig(vocab=data.vocab.size, width=w, depth=L, pos=pos, max_len=T, precision=cfg.precision) for L in cfg.depths for w in cfg.widths]
+    return lambda w, L: TinyConfig(vocab=data.vocab.size, width=w, depth=L, pos=pos, max_len=T, precision=cfg.precision)
 
 
-def _arch_params(archs: list[TinyConfig]) -> list[int]:
-    return [n_params(TinyTransformer(a)) for a in archs]
-
-
-def capacity_sweep(dataset_factory: Callable[[int, int], ReasoningSet], archs: list[TinyConfig], sizes: tuple[int, ...], seeds: tuple[int, ...],
-                   *, cot: bool, train: TrainConfig, on_point: Callable[[int, int, dict], None] | None = None,
+def capacity_sweep(dataset_factory: Callable[[int, int], ReasoningSet], arch: Callable[[int, int], TinyConfig], sizes: tuple[int, ...],
+                   seeds: tuple[int, ...], *, cot: bool, train: TrainConfig, depths: tuple[int, ...] = (2, 1), w_min: int = 2, w_max: int = 32,
+                   on_point: Callable[[int, int, dict], None] | None = None,
                    cached: Callable[[int, int], dict | None] | None = None) -> dict[str, Any]:
-    """P*(N): the smallest parameter count among ``archs`` memorising 100% of
-    ``dataset_factory(N, seed)``, per seed, scanning upward from the previous N's P*.
+    """P*(N): the smallest parameter count over widths ``w_min .. w_max`` and ``depths`` of
+    ``arch(width, depth)`` memorising 100% of ``dataset_factory(N, seed)``, per seed.
+
+    Search (:func:`~rotelab.capacity.search.width_search`): per depth, gallop up from a guess then
+    bisect over the width; later depths only try widths with fewer parameters than the best so
+    far. Along the N ladder P*(N) is taken non-decreasing: at each depth the width below the
+    previous N's smallest success is assumed to fail, and the first guess scales that width by
+    sqrt(N / N_prev) (P ~ width^2, P ~ N).
 
     ``cached(N, seed)`` may return a finished point (resume); ``on_point`` sees each new one.
-    Returns ``points`` (N, seed, p_star or None, trials) and the log-log ``fit`` over found points.
+    Returns ``points`` (N, seed, p_star or None, width, depth, trials, cpu_seconds), the log-log
+    ``fit`` over found points and ``fit_tail`` without the smallest N (sensitivity to the fixed
+    embedding cost that dominates tiny N).
     """
-    params = _arch_params(archs)
+    size: dict[tuple[int, int], int] = {}
+
+    def params_of(w: int, depth: int) -> int:
+        if (w, depth) not in size:
+            size[w, depth] = n_params(TinyTransformer(arch(w, depth)))
+        return size[w, depth]
+
     points = []
     for seed in seeds:
-        prev = None
+        prev: dict | None = None
         for n in sizes:
             point = cached(n, seed) if cached else None
             if point is None:
                 c0 = time.process_time()
                 data = dataset_factory(n, seed)
 
-                def trial(i: int) -> dict:
-                    r = train_memorize(data, archs[i], cot=cot, seed=seed, cfg=train)
-                    r.pop("per_example")
-                    return {**r, "success": r["memorized"] == 1.0}
+                def trial(w: int, depth: int) -> dict:
+                    r = train_memorize(data, arch(w, depth), cot=cot, seed=seed, cfg=train)  # noqa: B023 (run now)
+                    return {k: r[k] for k in ("params", "memorized", "steps", "stop")} | {"success": r["memorized"] == 1.0}
 
-                best, trials = smallest_success(params, trial, start=start_position(params, prev))
-                point = {"n": n, "seed": seed, "p_star": None if best is None else params[best],
-                         "arch": None if best is None else asdict(archs[best]), "trials": trials}
-                point["cpu_seconds"] = time.process_time() - c0
-                if best is None:
-                    point["p_star_reason"] = f"no candidate up to {max(params)} parameters memorised all {n}"
+                known, guess = {}, {}
+                if prev is not None:
+                    for d, w in prev["per_depth"].items():
+                        if w is not None:
+                            known[int(d)] = w - 1
+                            guess[int(d)] = math.ceil(w * math.sqrt(n / prev["n"]))
+                res = width_search(params_of, trial, depths=depths, w_min=w_min, w_max=w_max, known_fail=known, guess=guess)
+                point = {"n": n, "seed": seed, "p_star": res["p_star"],
+                         "width": None if res["best"] is None else res["best"][0], "depth": None if res["best"] is None else res["best"][1],
+                         "per_depth": res["per_depth"], "trials": res["trials"], "cpu_seconds": time.process_time() - c0}
+                if res["best"] is None:
+                    point["p_star_reason"] = f"no width {w_min}..{w_max} at depths {list(depths)} memorised all {n}"
                 if on_point:
                     on_point(n, seed, point)
             points.append(point)
-            prev = point["p_star"] if point["p_star"] is not None else prev
+            if point["p_star"] is not None:
+                prev = point
     found = [p for p in points if p["p_star"] is not None]
-    return {"points": points, "fit": loglog_slope([p["n"] for p in found], [p["p_star"] for p in found])}
+    tail = [p for p in found if p["n"] > min(sizes)]
+    return {"points": points, "fit": loglog_slope([p["n"] for p in found], [p["p_star"] for p in found]),
+            "fit_tail": loglog_slope([p["n"] for p in tail], [p["p_star"] for p in tail])}
 
 
 def _sweep_arm(run: RunFolder, cfg: CotConfig, arm: str, tick: Callable[[], None]) -> dict:
@@ -115,20 +142,38 @@ def _sweep_arm(run: RunFolder, cfg: CotConfig, arm: str, tick: Callable[[], None
         run.step(name(n, seed), lambda: run.write_json(name(n, seed), point))
         tick()
 
-    return capacity_sweep(make, candidates(make(cfg.sizes[0], 0), cfg, cot=cot, pos=cfg.pos), cfg.sizes, cfg.seeds, cot=cot,
-                          train=TrainConfig(steps=cfg.steps, lr=cfg.lr), on_point=save, cached=cached)
+    return capacity_sweep(make, arch_factory(make(cfg.sizes[0], 0), cfg, cot=cot, pos=cfg.pos), cfg.sizes, cfg.seeds, cot=cot,
+                          train=TrainConfig(steps=cfg.steps, lr=cfg.lr, patience=cfg.patience), depths=cfg.depths,
+                          w_min=cfg.w_min, w_max=cfg.w_max, on_point=save, cached=cached)
 
 
-def _condition_runs(cfg: CotConfig) -> list[tuple[str, ReasoningSet, bool, str, str]]:
-    """(key, dataset, cot, pos, precision) for every condition-family training run."""
-    single = single_symbol(cfg.single_n_max)
-    prefix = prefix_conflicts(cfg.prefix_pairs, alphabet=cfg.alphabet)
+# What the conditions predict for each separating-family run: "fail" = at most the checker's
+# bound for that arm (never 100%); "succeed" = 100% reachable (the condition holds or positions
+# break the no-CoT symmetry); "bounded" = CoT separates gamma^n only up to some n (reported).
+PREDICTIONS = {
+    ("single_threshold", "no_cot", "none"): "fail", ("single_threshold", "cot", "none"): "succeed",
+    ("single_threshold", "no_cot", "learned"): "succeed",
+    ("single_parity", "no_cot", "none"): "fail", ("single_parity", "cot", "none"): "bounded",
+    ("single_parity", "no_cot", "learned"): "succeed",
+    ("prefix", "no_cot", "none"): "succeed", ("prefix", "cot", "none"): "fail",
+}
+
+
+def _family_data(cfg: CotConfig, family: str, seed: int) -> ReasoningSet:
+    if family == "prefix":
+        return prefix_conflicts(cfg.prefix_pairs, alphabet=cfg.alphabet, seed=seed)
+    return single_symbol(cfg.single_n_max, labels=family.removeprefix("single_"))
+
+
+def _condition_runs(cfg: CotConfig) -> list[tuple[str, str, str, str, str]]:
+    """(family, arm, pos, precision, group key) for every condition-family configuration;
+    each is trained once per ``cfg.cond_seeds`` (prefix-conflict data also change with the seed)."""
     runs = []
-    for prec in cfg.precisions:
-        runs += [(f"single_{arm}_{pos}_{prec}", single, arm == "cot", pos, prec)
-                 for arm, pos in (("no_cot", "none"), ("cot", "none"), ("no_cot", "learned"))]
-    runs += [(f"prefix_{arm}_none_fp32", prefix, arm == "cot", "none", "fp32") for arm in ARMS]
-    return runs
+    for family in ("single_threshold", "single_parity"):
+        runs += [(family, arm, pos, "fp32") for arm, pos in (("no_cot", "none"), ("cot", "none"), ("no_cot", "learned"))]
+    runs += [("single_parity", "cot", "none", prec) for prec in cfg.precisions if prec != "fp32"]
+    runs += [("prefix", arm, "none", "fp32") for arm in ARMS]
+    return [(f, a, pos, prec, f"{f}_{a}_{pos}_{prec}") for f, a, pos, prec in runs]
 
 
 def _largest_prefix_memorized(per_example: list[bool]) -> int:
@@ -139,14 +184,25 @@ def _largest_prefix_memorized(per_example: list[bool]) -> int:
     return k
 
 
+def _verdict(prediction: str, accs: list[float], bound: float | None) -> str:
+    if prediction == "fail":
+        ok = all(a < 1.0 for a in accs) and (bound is None or all(a <= bound + 1e-6 for a in accs))
+        return "as predicted (never above the bound)" if ok else "CONTRADICTS the condition"
+    if prediction == "succeed":
+        k = sum(a == 1.0 for a in accs)
+        return f"as predicted ({k}/{len(accs)} seeds at 100%)" if k else f"not reached in training (0/{len(accs)} seeds; 'can', not 'must')"
+    return "bounded n: see largest_n"
+
+
 def run_cot(run: RunFolder, cfg: CotConfig = CotConfig(), *, progress: bool = True) -> dict[str, Any]:
     """Run (or resume) the whole CoT experiment into ``run``; returns the summary, also
     written to ``cot/summary.json``."""
     from rich.progress import Progress
 
     cond = _condition_runs(cfg) if cfg.conditions else []
-    total = len(cfg.arms) * len(cfg.sizes) * len(cfg.seeds) + len(cond)
+    total = len(cfg.arms) * len(cfg.sizes) * len(cfg.seeds) + len(cond) * len(cfg.cond_seeds)
     bar = Progress(transient=True) if progress else nullcontext()
+    c0 = time.process_time()
     with bar:
         task = bar.add_task("capacity cot", total=total) if progress else None
 
@@ -156,26 +212,45 @@ def run_cot(run: RunFolder, cfg: CotConfig = CotConfig(), *, progress: bool = Tr
 
         sweeps = {arm: _sweep_arm(run, cfg, arm, tick) for arm in cfg.arms}
         conditions: dict[str, Any] = {}
-        for key, data, cot, pos, prec in cond:
-            fname = f"cot/cond_{key}.json"
-            arch = replace(candidates(data, cfg, cot=cot, pos=pos)[0], width=cfg.cond_width, depth=cfg.cond_depth, heads=cfg.cond_heads, precision=prec)
-            run.step(fname, lambda: run.write_json(fname, train_memorize(data, arch, cot=cot, seed=cfg.seeds[0], cfg=TrainConfig(steps=cfg.steps, lr=cfg.lr))))  # noqa: B023 (run now)
-            rec = read_json(run.file(fname))
-            rec["largest_n"] = _largest_prefix_memorized(rec["per_example"]) if key.startswith("single") else None
-            conditions[key] = {k: rec[k] for k in ("memorized", "params", "steps", "largest_n", "per_example")}
-            tick()
-    checks = {"single_symbol": check_conditions(single_symbol(cfg.single_n_max)),
+        train = TrainConfig(steps=cfg.cond_steps, lr=cfg.lr, patience=cfg.patience)
+        for family, arm, pos, prec, key in cond:
+            per_seed = []
+            for seed in cfg.cond_seeds:
+                data = _family_data(cfg, family, seed)
+                cot = arm == "cot"
+                T = max(len(q) for q, _ in data.sequences(cot=cot))
+                arch = TinyConfig(vocab=data.vocab.size, width=cfg.cond_width, depth=cfg.cond_depth, heads=cfg.cond_heads, pos=pos,
+                                  max_len=T, precision=prec)
+                fname = f"cot/cond_{key}_s{seed}.json"
+                run.step(fname, lambda: run.write_json(fname, train_memorize(data, arch, cot=cot, seed=seed, cfg=train)))  # noqa: B023 (run now)
+                rec = read_json(run.file(fname))
+                per_seed.append({"seed": seed, "memorized": rec["memorized"], "steps": rec["steps"], "stop": rec.get("stop"),
+                                 "params": rec["params"], "per_example": rec["per_example"],
+                                 "largest_n": _largest_prefix_memorized(rec["per_example"]) if family.startswith("single") else None})
+                tick()
+            check = check_conditions(data)  # the bound does not depend on the seed (same structure)
+            bound = check.get(arm, {}).get("max_accuracy") if pos == "none" else None
+            accs = [r["memorized"] for r in per_seed]
+            pred = PREDICTIONS[family, arm, pos]
+            conditions[key] = {"family": family, "arm": arm, "pos": pos, "precision": prec, "n": len(data),
+                               "prediction": pred, "bound": bound, "accuracy_mean": sum(accs) / len(accs), "accuracy": accs,
+                               "largest_n": [r["largest_n"] for r in per_seed] if family.startswith("single") else None,
+                               "verdict": _verdict(pred, accs, bound), "params": per_seed[0]["params"], "seeds": per_seed}
+    checks = {"single_symbol_threshold": check_conditions(single_symbol(cfg.single_n_max, labels="threshold")),
+              "single_symbol_parity": check_conditions(single_symbol(cfg.single_n_max, labels="parity")),
               "prefix_conflicts": check_conditions(prefix_conflicts(cfg.prefix_pairs, alphabet=cfg.alphabet))}
     summary = {
         "config": asdict(cfg),
         "slopes": {arm: sweeps[arm]["fit"] for arm in cfg.arms},
-        "p_star": {arm: [{k: p.get(k) for k in ("n", "seed", "p_star", "p_star_reason", "cpu_seconds")} for p in sweeps[arm]["points"]] for arm in cfg.arms},
+        "slopes_tail": {arm: sweeps[arm]["fit_tail"] for arm in cfg.arms},
+        "p_star": {arm: [{k: p.get(k) for k in ("n", "seed", "p_star", "width", "depth", "p_star_reason", "cpu_seconds")}
+                         | {"trials": len(p["trials"])} for p in sweeps[arm]["points"]] for arm in cfg.arms},
         "checks": checks,
         "conditions": conditions,
+        "cpu_seconds_this_call": time.process_time() - c0,
     }
     run.write_json("cot/summary.json", summary)
     from rotelab.capacity.figures import cot_figures
 
     cot_figures(run, summary)
     return summary
-

@@ -112,11 +112,22 @@ def composition(n: int, *, length: int = 6, alphabet: int = 4, n_labels: int = 2
     return ReasoningSet("composition", base.vocab, base.xs, ys, traces)
 
 
-def single_symbol(n_max: int, *, symbol: int = 0, alphabet: int = 2, pause: int = 1) -> ReasoningSet:
-    """{(gamma^n, n mod 2) : n = 1 .. n_max}: no-CoT must fail (NoPE), CoT may succeed for bounded n."""
+SINGLE_LABELS = ("parity", "threshold")
+
+
+def single_symbol(n_max: int, *, symbol: int = 0, alphabet: int = 2, pause: int = 1, labels: str = "parity") -> ReasoningSet:
+    """{(gamma^n, y_n) : n = 1 .. n_max}: no-CoT must fail (NoPE), CoT may succeed for bounded n.
+
+    ``labels="parity"``: y_n = n mod 2 (labels alternate: a CoT model must cut the length axis
+    into n_max pieces); ``"threshold"``: y_n = [n > n_max // 2] (one cut; the same no-CoT bound 1/2
+    when n_max is even)."""
+    if labels not in SINGLE_LABELS:
+        raise ValueError(f"labels must be one of {SINGLE_LABELS}; got {labels!r}")
     v = Vocab(alphabet, 2)
-    xs = [(symbol,) * n for n in range(1, n_max + 1)]
-    return ReasoningSet("single_symbol", v, xs, [n % 2 for n in range(1, n_max + 1)], [(v.pause,) * pause] * n_max)
+    ns = range(1, n_max + 1)
+    xs = [(symbol,) * n for n in ns]
+    ys = [n % 2 for n in ns] if labels == "parity" else [int(n > n_max // 2) for n in ns]
+    return ReasoningSet(f"single_symbol_{labels}", v, xs, ys, [(v.pause,) * pause] * n_max)
 
 
 def prefix_conflicts(n_pairs: int, *, length: int = 5, alphabet: int = 4, trace_len: int = 3, seed: int = 0) -> ReasoningSet:

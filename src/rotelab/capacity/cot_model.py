@@ -144,11 +144,13 @@ class TrainConfig:
     lr: float = 3e-3
     weight_decay: float = 0.0
     check_every: int = 50
+    patience: int = 0  # > 0: give up once the memorised count has not reached a new best for this many steps
 
 
 def train_memorize(data: ReasoningSet, arch: TinyConfig, *, cot: bool, seed: int, cfg: TrainConfig = TrainConfig()) -> dict:
-    """Full-batch AdamW (cosine-decayed learning rate) on the supervised tokens until every example is memorised or
-    ``cfg.steps`` run out. Returns the parameter count, the memorised share and the steps used."""
+    """Full-batch AdamW (cosine-decayed learning rate) on the supervised tokens until every example is memorised,
+    ``cfg.steps`` run out, or (``cfg.patience`` > 0) the memorised count stalls for ``cfg.patience`` steps.
+    Returns the parameter count, the memorised share, the steps used and why training stopped."""
     with one_thread():
         return _train(data, arch, cot=cot, seed=seed, cfg=cfg)
 
@@ -159,7 +161,7 @@ def _train(data: ReasoningSet, arch: TinyConfig, *, cot: bool, seed: int, cfg: T
     tokens, targets = encode(data, cot=cot)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.steps)  # decay: the last few labels settle
-    step = 0
+    step, best, best_step, stop = 0, -1, 0, "steps"
     for step in range(1, cfg.steps + 1):
         model.train()
         logits = model(tokens)
@@ -169,8 +171,15 @@ def _train(data: ReasoningSet, arch: TinyConfig, *, cot: bool, seed: int, cfg: T
         opt.step()
         sched.step()
         if step % cfg.check_every == 0 or step == cfg.steps:
-            if memorized(model, tokens, targets).all():
+            k = int(memorized(model, tokens, targets).sum())
+            if k == len(tokens):
+                stop = "memorized"
+                break
+            if k > best:
+                best, best_step = k, step
+            elif cfg.patience and step - best_step >= cfg.patience:
+                stop = "plateau"
                 break
     ok = memorized(model, tokens, targets)
     return {"params": n_params(model), "memorized": float(ok.float().mean()), "per_example": ok.tolist(),
-            "steps": step, "arch": asdict(arch), "cot": cot, "seed": seed}
+            "steps": step, "stop": stop, "arch": asdict(arch), "cot": cot, "seed": seed}

@@ -11,7 +11,6 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from rotelab.core.runs import RunFolder  # noqa: E402
-from rotelab.core.stats import clopper_pearson  # noqa: E402
 
 
 def _slope_label(arm: str, fit: dict[str, Any]) -> str:
@@ -35,24 +34,29 @@ def cot_figures(run: RunFolder, s: dict[str, Any]) -> None:
             xs = np.linspace(n.min(), n.max(), 20)
             ax.plot(xs, np.exp(fit["intercept"]) * xs ** fit["slope"], color=colour)
     ax.set(xscale="log", yscale="log", xlabel="N (random-label strings)", ylabel="P* (smallest params, 100% memorised)",
-           title=f"P*(N), seeds {cfg['seeds']}, pos={cfg['pos']}, {cfg['precision']}, CoT = {cfg['pause']} pause tokens")
+           title=f"P*(N), seeds {cfg['seeds']}, pos={cfg['pos']}, {cfg['precision']}, CoT = {cfg['pause']} pause tokens, "
+                 f"widths {cfg['w_min']}..{cfg['w_max']} x depths {cfg['depths']}")
     ax.title.set_fontsize(8)
-    ax.legend(fontsize=7)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7)
     run.figure("capacity_cot_pstar", fig)
 
     cond = s["conditions"]
     keys = list(cond)
     if not keys:
         return
-    acc = [cond[k]["memorized"] for k in keys]
-    ns = [len(cond[k]["per_example"]) for k in keys]
-    ci = [clopper_pearson(round(a * n), n) for a, n in zip(acc, ns)]
-    fig, ax = plt.subplots(figsize=(7, 0.28 * len(keys) + 1.2))
+    fig, ax = plt.subplots(figsize=(7.5, 0.32 * len(keys) + 1.4))
     y = np.arange(len(keys))
-    ax.barh(y, acc, xerr=np.array([[a - lo for a, (lo, _) in zip(acc, ci)], [hi - a for a, (_, hi) in zip(acc, ci)]]), color="tab:green", alpha=0.7)
-    ax.set_yticks(y, [f"{k} (n={n})" for k, n in zip(keys, ns)], fontsize=7)
-    ax.set(xlim=(0, 1.05), xlabel="share memorised (95% Clopper-Pearson)",
-           title=f"Condition families, seed {cfg['seeds'][0]}, width {cfg['cond_width']} depth {cfg['cond_depth']}")
+    mean = [cond[k]["accuracy_mean"] for k in keys]
+    ax.barh(y, mean, color=["tab:red" if cond[k]["prediction"] == "fail" else "tab:green" for k in keys], alpha=0.5)
+    for i, k in enumerate(keys):
+        ax.scatter(cond[k]["accuracy"], [i] * len(cond[k]["accuracy"]), color="k", s=10, zorder=3)
+        if cond[k]["bound"] is not None:
+            ax.plot([cond[k]["bound"]] * 2, [i - 0.4, i + 0.4], "k--", lw=1)
+    ax.set_yticks(y, [f"{k} (n={cond[k]['n']}, predicted {cond[k]['prediction']})" for k in keys], fontsize=6)
+    ax.set(xlim=(0, 1.05), xlabel="share memorised: bar = mean, dots = seeds, dashed = checker's bound",
+           title=f"Condition families, seeds {cfg['cond_seeds']}, width {cfg['cond_width']} depth {cfg['cond_depth']} "
+                 f"heads {cfg['cond_heads']}, NoPE unless 'learned'")
     ax.title.set_fontsize(8)
     run.figure("capacity_cot_conditions", fig)
 

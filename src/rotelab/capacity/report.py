@@ -18,23 +18,28 @@ def _fig(run: Path, name: str, alt: str) -> str:
 def _cot(run: Path) -> str:
     s = read_json(run / "cot/summary.json")
     c = s["config"]
+    tail = s.get("slopes_tail", {})
     rows = [{"arm": arm, "slope": f.get("slope"), "slope 95% CI": f.get("slope_ci"), "points": f.get("n_points"),
+             "slope without smallest N": tail.get(arm, {}).get("slope"), "its CI": tail.get(arm, {}).get("slope_ci"),
              "note": f.get("slope_reason")} for arm, f in s["slopes"].items()]
-    pstar = [{"arm": arm, "N": p["n"], "seed": p["seed"], "P*": p["p_star"], "note": p.get("p_star_reason")}
+    pstar = [{"arm": arm, "N": p["n"], "seed": p["seed"], "P*": p["p_star"], "width": p.get("width"), "depth": p.get("depth"),
+              "trials": p.get("trials"), "cpu s": p.get("cpu_seconds"), "note": p.get("p_star_reason")}
              for arm, ps in s["p_star"].items() for p in ps]
     checks = [{"family": name, "n": ch["n"], "no-CoT condition holds": ch["no_cot"]["holds"], "no-CoT max acc": ch["no_cot"]["max_accuracy"],
                "CoT condition holds": ch.get("cot", {}).get("holds"), "CoT max acc": ch.get("cot", {}).get("max_accuracy")}
               for name, ch in s["checks"].items()]
-    cond = [{"run": k, "memorised": v["memorized"], "n": len(v["per_example"]), "largest n (single)": v["largest_n"], "params": v["params"]}
+    cond = [{"run": k, "n": v["n"], "predicted": v["prediction"], "bound": v["bound"], "memorised per seed": v["accuracy"],
+             "largest n (single)": v["largest_n"], "verdict": v["verdict"], "params": v["params"]}
             for k, v in s["conditions"].items()]
     return "\n".join([
         "<h3>Chain of thought (Yu, Gao, Zhang 2025)</h3>",
-        f"<p>P*(N): smallest transformer (widths {c['widths']}, depths {c['depths']}) memorising 100% of N random-label strings "
-        f"(length {c['length']}, alphabet {c['alphabet']}); CoT = {c['pause']} pause tokens; positions {html.escape(c['pos'])}, "
-        f"precision {c['precision']}, seeds {c['seeds']}, at most {c['steps']} steps per candidate. The paper proves Theta(N) "
-        "up to log factors in every arm: a slope near 1 agrees.</p>",
+        f"<p>P*(N): smallest transformer (widths {c['w_min']}..{c['w_max']} by galloping + bisection, depths {c['depths']}) memorising "
+        f"100% of N random-label strings (length {c['length']}, alphabet {c['alphabet']}); CoT = {c['pause']} pause tokens; positions "
+        f"{html.escape(c['pos'])}, precision {c['precision']}, seeds {c['seeds']}, at most {c['steps']} steps per candidate "
+        f"(a candidate stalled {c['patience']} steps counts as failed). The paper proves Theta(N) up to log factors in every arm: "
+        "a slope near 1 agrees. P* depends on the training budget: it is what gradient descent finds, an upper estimate of the true minimum.</p>",
         table(rows), _fig(run, "capacity_cot_pstar", "P* vs N"), table(pstar),
-        "<h4>Condition checker and separating families (NoPE unless named)</h4>", table(checks),
+        f"<h4>Condition checker and separating families (NoPE unless 'learned'; seeds {c['cond_seeds']})</h4>", table(checks),
         _fig(run, "capacity_cot_conditions", "condition families"), table(cond),
     ])
 

@@ -11,8 +11,8 @@ import torch
 from scipy import stats
 
 
-def smallest_success(params: Sequence[int], trial: Callable[[int], dict[str, Any]], *, start: int = 0) -> tuple[int | None, list[dict[str, Any]]]:
-    """Scan candidates in increasing parameter count from position ``start``; stop at the first
+def smallest_success(params: Sequence[int], trial: Callable[[int], dict[str, Any]]) -> tuple[int | None, list[dict[str, Any]]]:
+    """Scan candidates in increasing parameter count; stop at the first
     whose ``trial(i)["success"]`` is true.
 
     Assumes success is monotone in size (a bigger candidate that failed is not retried); gradient
@@ -20,7 +20,7 @@ def smallest_success(params: Sequence[int], trial: Callable[[int], dict[str, Any
     """
     order = sorted(range(len(params)), key=lambda i: params[i])
     trials = []
-    for i in order[start:]:
+    for i in order:
         rec = trial(i)
         trials.append(rec)
         if rec["success"]:
@@ -28,13 +28,64 @@ def smallest_success(params: Sequence[int], trial: Callable[[int], dict[str, Any
     return None, trials
 
 
-def start_position(params: Sequence[int], at_least: int | None) -> int:
-    """Position in increasing-size order of the first candidate with >= ``at_least`` parameters
-    (P*(N) is taken non-decreasing in N, so a larger N starts where the smaller one ended)."""
-    if at_least is None:
-        return 0
-    ordered = sorted(params)
-    return next((k for k, p in enumerate(ordered) if p >= at_least), len(ordered))
+def width_search(params_of: Callable[[int, int], int], trial: Callable[[int, int], dict[str, Any]], *, depths: Sequence[int],
+                 w_min: int, w_max: int, known_fail: dict[int, int] | None = None, guess: dict[int, int] | None = None,
+                 grow: float = 1.5) -> dict[str, Any]:
+    """Smallest ``params_of(w, depth)`` whose ``trial(w, depth)["success"]`` holds, by galloping
+    then bisecting over the width at each depth instead of scanning a grid.
+
+    Depths are searched in the given order. At each depth only widths that could beat the best
+    found so far are tried (P < best): a later depth starts at the largest such width, so when
+    that one fails the depth costs one trial. ``known_fail[depth]`` is a width taken to fail
+    without training (e.g. one below the previous N's smallest success), ``guess[depth]`` the
+    first width tried. Success is assumed monotone in the width (a width below a success that
+    was not tried is not retried); gradient descent can break that, so every trial is returned.
+
+    Returns ``best`` ((width, depth) or None), ``p_star``, ``per_depth`` {depth: smallest
+    successful width or None} and ``trials`` in the order run.
+    """
+    known_fail, guess = known_fail or {}, guess or {}
+    best: tuple[int, int, int] | None = None  # (params, width, depth)
+    trials: list[dict[str, Any]] = []
+    per_depth: dict[int, int | None] = {}
+    for depth in depths:
+        cap = w_max
+        if best is not None:
+            below = [w for w in range(w_min, w_max + 1) if params_of(w, depth) < best[0]]
+            cap = max(below) if below else w_min - 1
+        lo = max(w_min - 1, known_fail.get(depth, w_min - 1))  # largest width known to fail
+        per_depth[depth] = None
+        if lo >= cap:
+            continue
+        first = cap if best is not None else guess.get(depth, lo + 1)
+        w, hi = min(cap, max(lo + 1, first)), None
+
+        def run(width: int) -> bool:
+            rec = trial(width, depth)  # noqa: B023 (called inside this iteration)
+            trials.append({**rec, "width": width, "depth": depth})
+            return bool(rec["success"])
+
+        while hi is None:
+            if run(w):
+                hi = w
+            else:
+                lo = w
+                if w >= cap:
+                    break
+                w = min(cap, max(w + 1, math.ceil(w * grow)))
+        if hi is None:
+            continue
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if run(mid):
+                hi = mid
+            else:
+                lo = mid
+        per_depth[depth] = hi
+        if best is None or params_of(hi, depth) < best[0]:
+            best = (params_of(hi, depth), hi, depth)
+    return {"best": None if best is None else (best[1], best[2]), "p_star": None if best is None else best[0],
+            "per_depth": per_depth, "trials": trials}
 
 
 def loglog_slope(x: Sequence[float], y: Sequence[float], *, level: float = 0.95) -> dict[str, Any]:
