@@ -19,7 +19,7 @@ def fixed():
     logits = torch.randn(1, 9, 11, generator=g) * 3  # (B, T-1, V)
     ids = torch.randint(0, 11, (1, 10), generator=g)
     s = signals_from_logits(logits, ids[:, 1:])
-    sig = TokenSignals(ids[0].numpy(), *(s[k][0].numpy() for k in ("logp", "mu", "sigma")), s["argmax"][0].numpy())
+    sig = TokenSignals(ids[0].numpy(), *(s[k][0].numpy() for k in ("logp", "mu", "sigma")), s["top1"][0].numpy())
     return logits[0].double(), ids[0, 1:], sig
 
 

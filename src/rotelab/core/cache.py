@@ -15,6 +15,9 @@ from typing import TYPE_CHECKING, Iterable
 
 from rotelab.core.signals import TokenSignals
 
+# Bumped whenever TokenSignals' fields change, so older entries are never read (2: argmax -> top1).
+FORMAT = b"signals-v2"
+
 if TYPE_CHECKING:
     from rotelab.core.models import LanguageModel
 
@@ -42,7 +45,7 @@ class SignalCache:
 
     @staticmethod
     def key(lm: "LanguageModel", text: str) -> str:
-        h = hashlib.sha256(lm.cache_namespace.encode())
+        h = hashlib.sha256(FORMAT + b"\0" + lm.cache_namespace.encode())
         h.update(b"\0")
         h.update(text.encode("utf-8"))
         return h.hexdigest()

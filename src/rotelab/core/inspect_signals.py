@@ -38,7 +38,7 @@ def inspect_signals(lm: LanguageModel, samples: list[Sample], run: RunFolder, cf
         "n_tokens": np.array([len(g.token_ids) for g in sigs]),
         "nll": np.array([g.nll for g in sigs]),
         "mean_entropy": np.array([float(g.entropy.mean()) for g in sigs]),
-        "argmax_acc": np.array([float((g.argmax == g.token_ids[1:]).mean()) for g in sigs]),
+        "argmax_acc": np.array([float(g.top1.mean()) for g in sigs]),
         "token_ids": [g.token_ids.tolist() for g in sigs],
         "logp": [g.logp.tolist() for g in sigs],
     }

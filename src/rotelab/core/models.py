@@ -138,7 +138,7 @@ class HFLanguageModel(LanguageModel):
                 cols["logp"][r].astype(np.float32),
                 cols["mu"][r].astype(np.float32),
                 cols["sigma"][r].astype(np.float32),
-                cols["argmax"][r].astype(np.int64),
+                cols["top1"][r].astype(bool),
             )
             for r, x in enumerate(batch)
         ]

@@ -92,7 +92,7 @@ def teacher_forced_hits(lm: LanguageModel, texts: list[str], *, prefix: int, suf
         idx = usable[b : b + batch_size]
         for i, sig in zip(idx, lm.forward_signals([ids[i][:n] for i in idx])):
             # argmax[t] predicts token t + 1; the suffix is tokens bos+prefix .. n-1
-            out[i] = sig.argmax[bos + prefix - 1 : n - 1] == sig.token_ids[bos + prefix : n]
+            out[i] = sig.top1[bos + prefix - 1 : n - 1]
     return out
 
 
