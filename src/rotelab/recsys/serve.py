@@ -71,13 +71,38 @@ class Latency:
     events_read: int  # history events read from the store per request
 
 
+def _status_kb(field: str) -> int | None:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def _reset_peak_kb() -> int:
+    """Reset the resident-set high-water mark to the current RSS (Linux: ``5 > /proc/self/clear_refs``)
+    and return that RSS in kB. Without the reset, ``ru_maxrss`` keeps the peak of loading the model
+    and store, which hid the request path's own memory (every point read 0 MB, measured)."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return _status_kb("VmRSS") or 0
+
+
+def _peak_kb() -> int:
+    return _status_kb("VmHWM") or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
 def measure(model_path: Path, store_path: Path, u: int, *, cache_path: Path | None, version: str, n_cand: int = 100, min_time_s: float = 2.0, max_reps: int = 2000, seed: int = 0) -> Latency:
     """Sequential requests for user ``u`` (after one warm-up) until ``min_time_s`` or ``max_reps``."""
     torch.set_num_threads(1)  # one request, one core: comparable and not disturbed by neighbours
     model, store = load_model(model_path), open_store(store_path)
     cache = SummaryCache(cache_path) if cache_path else None
     cand = np.random.default_rng(seed).integers(1, store.n_items + 1, size=n_cand)
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    base = _reset_peak_kb()
     serve_request(model, store, u, cand, cache=cache, version=version)  # warm-up: first-call allocations
     times: list[float] = []
     t_all = time.perf_counter()
@@ -85,7 +110,7 @@ def measure(model_path: Path, store_path: Path, u: int, *, cache_path: Path | No
         t0 = time.perf_counter()
         serve_request(model, store, u, cand, cache=cache, version=version)
         times.append(time.perf_counter() - t0)
-    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base
+    peak_kb = _peak_kb() - base
     t = np.array(times) * 1e3
     n = store.length(u)
     read = n if model.cfg.kind == "full" else min(n, model.cfg.recent)
