@@ -36,7 +36,7 @@ import numpy as np
 import torch
 
 from rotelab.core.runs import write_json
-from rotelab.core.stats import clopper_pearson
+from rotelab.core.stats import clopper_pearson, seed_interval
 from rotelab.entropy.gapt import GateConfig
 from rotelab.entropy.gapt_train import GaptConfig, train_gapt
 from rotelab.testbed.train import ModelSpec, new_model
@@ -105,14 +105,6 @@ def evaluate(model, pairs: list[tuple[int, int]]) -> dict:
             "exact_by_longer_operand_digits": {str(d): {"rate": h / n, "hits": h, "n": n} for d, (h, n) in sorted(by_digits.items())}}
 
 
-def interval(v: list[float]) -> dict:
-    from scipy import stats
-
-    m = float(np.mean(v))
-    h = float(stats.t.ppf(0.975, len(v) - 1) * np.std(v, ddof=1) / np.sqrt(len(v))) if len(v) > 1 else None
-    return {"mean": m, "ci95_t": None if h is None else [m - h, m + h], "n_seeds": len(v), "per_seed": [float(x) for x in v]}
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -179,16 +171,16 @@ def main() -> None:
     for split in ("id", "ood"):
         for k in ("exact_match", "token_accuracy", "result_token_ce"):
             for o in ("ce", "gapt"):
-                summary[f"{o}.{split}.{k}"] = interval([run(o, s, split, k) for s in S])
-            summary[f"gapt_minus_ce.{split}.{k}"] = interval([run("gapt", s, split, k) - run("ce", s, split, k) for s in S])
+                summary[f"{o}.{split}.{k}"] = seed_interval([run(o, s, split, k) for s in S])
+            summary[f"gapt_minus_ce.{split}.{k}"] = seed_interval([run("gapt", s, split, k) - run("ce", s, split, k) for s in S])
         for o in ("ce", "gapt"):  # pooled over seeds (same test sets per seed index), Clopper-Pearson
             h, n = sum(run(o, s, split, "hits") for s in S), sum(run(o, s, split, "n") for s in S)
             summary[f"{o}.{split}.exact_match_pooled"] = {"rate": h / n, "ci95_cp": list(clopper_pearson(h, n)), "hits": h, "n": n}
     for d in res["runs"][f"ce-seed{S[0]}"]["id"]["exact_by_longer_operand_digits"]:
         for o in ("ce", "gapt"):
-            summary[f"{o}.id.exact_match.longer_operand_{d}_digits"] = interval([res["runs"][f"{o}-seed{s}"]["id"]["exact_by_longer_operand_digits"][d]["rate"] for s in S])
-    summary["ood_result_ce_change_pct"] = interval([100 * (run("gapt", s, "ood", "result_token_ce") / run("ce", s, "ood", "result_token_ce") - 1) for s in S])
-    summary["share_steps_compress.gapt"] = interval([res["runs"][f"gapt-seed{s}"]["share_steps_compress"] for s in S])
+            summary[f"{o}.id.exact_match.longer_operand_{d}_digits"] = seed_interval([res["runs"][f"{o}-seed{s}"]["id"]["exact_by_longer_operand_digits"][d]["rate"] for s in S])
+    summary["ood_result_ce_change_pct"] = seed_interval([100 * (run("gapt", s, "ood", "result_token_ce") / run("ce", s, "ood", "result_token_ce") - 1) for s in S])
+    summary["share_steps_compress.gapt"] = seed_interval([res["runs"][f"gapt-seed{s}"]["share_steps_compress"] for s in S])
     res["summary"] = summary
     res["paper"] = {"ood_generalization_change_pct": 35.0}
     res["seconds"] = round(time.time() - t_all, 1)

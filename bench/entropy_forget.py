@@ -42,6 +42,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from rotelab.core.stats import seed_interval
 from rotelab.core.runs import write_json
 from rotelab.entropy.gapt import COMPRESS, Gate, GateConfig
 from rotelab.entropy.mbe import mbe_alpha2
@@ -170,14 +171,6 @@ def one_seed(seed: int, args) -> dict:
     return out
 
 
-def interval(v: list[float]) -> dict:
-    from scipy import stats
-
-    m = float(np.mean(v))
-    h = float(stats.t.ppf(0.975, len(v) - 1) * np.std(v, ddof=1) / np.sqrt(len(v))) if len(v) > 1 else None
-    return {"mean": m, "ci95_t": None if h is None else [m - h, m + h], "n_seeds": len(v), "per_seed": [float(x) for x in v]}
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4, 5])
@@ -199,22 +192,22 @@ def main() -> None:
     ft = lambda s, k: runs[s]["finetune"][k]  # noqa: E731
     summary = {
         # headline arms: CE-only throughout vs GAPT throughout
-        "ce_only.interference": interval([ft(s, "base->base")["interference"] for s in S]),
-        "gapt.interference": interval([ft(s, "gapt->gapt")["interference"] for s in S]),
-        "mbe_ft.interference": interval([ft(s, "base->mbe")["interference"] for s in S]),
-        "gapt_minus_ce.interference": interval([ft(s, "gapt->gapt")["interference"] - ft(s, "base->base")["interference"] for s in S]),
-        "ce_only.separation_after_ft": interval([ft(s, "base->base")["after"]["separation"] for s in S]),
-        "gapt.separation_after_ft": interval([ft(s, "gapt->gapt")["after"]["separation"] for s in S]),
-        "separation_change_pct.after_pretrain": interval([100 * (runs[s]["pretrain"]["gapt"]["after"]["separation"] / runs[s]["pretrain"]["base"]["after"]["separation"] - 1) for s in S]),
-        "separation_change_pct.after_ft": interval([100 * (ft(s, "gapt->gapt")["after"]["separation"] / ft(s, "base->base")["after"]["separation"] - 1) for s in S]),
+        "ce_only.interference": seed_interval([ft(s, "base->base")["interference"] for s in S]),
+        "gapt.interference": seed_interval([ft(s, "gapt->gapt")["interference"] for s in S]),
+        "mbe_ft.interference": seed_interval([ft(s, "base->mbe")["interference"] for s in S]),
+        "gapt_minus_ce.interference": seed_interval([ft(s, "gapt->gapt")["interference"] - ft(s, "base->base")["interference"] for s in S]),
+        "ce_only.separation_after_ft": seed_interval([ft(s, "base->base")["after"]["separation"] for s in S]),
+        "gapt.separation_after_ft": seed_interval([ft(s, "gapt->gapt")["after"]["separation"] for s in S]),
+        "separation_change_pct.after_pretrain": seed_interval([100 * (runs[s]["pretrain"]["gapt"]["after"]["separation"] / runs[s]["pretrain"]["base"]["after"]["separation"] - 1) for s in S]),
+        "separation_change_pct.after_ft": seed_interval([100 * (ft(s, "gapt->gapt")["after"]["separation"] / ft(s, "base->base")["after"]["separation"] - 1) for s in S]),
         # the code's measure: fine-tuning method vs base fine-tuning from the same checkpoint
-        "alleviation_pct.base->gapt": interval([ft(s, "base->gapt")["alleviation_pct"] for s in S]),
-        "alleviation_pct.base->mbe": interval([ft(s, "base->mbe")["alleviation_pct"] for s in S]),
-        "alleviation_pct.gapt->gapt": interval([ft(s, "gapt->gapt")["alleviation_pct"] for s in S]),
-        "ce_only.l1_p1_after_ft": interval([ft(s, "base->base")["after"]["l1_p1"] for s in S]),
-        "gapt.l1_p1_after_ft": interval([ft(s, "gapt->gapt")["after"]["l1_p1"] for s in S]),
-        "share_compress.gapt_pretrain": interval([runs[s]["pretrain"]["gapt"]["share_compress"] for s in S]),
-        "share_compress.gapt_ft": interval([ft(s, "gapt->gapt")["share_compress"] for s in S]),
+        "alleviation_pct.base->gapt": seed_interval([ft(s, "base->gapt")["alleviation_pct"] for s in S]),
+        "alleviation_pct.base->mbe": seed_interval([ft(s, "base->mbe")["alleviation_pct"] for s in S]),
+        "alleviation_pct.gapt->gapt": seed_interval([ft(s, "gapt->gapt")["alleviation_pct"] for s in S]),
+        "ce_only.l1_p1_after_ft": seed_interval([ft(s, "base->base")["after"]["l1_p1"] for s in S]),
+        "gapt.l1_p1_after_ft": seed_interval([ft(s, "gapt->gapt")["after"]["l1_p1"] for s in S]),
+        "share_compress.gapt_pretrain": seed_interval([runs[s]["pretrain"]["gapt"]["share_compress"] for s in S]),
+        "share_compress.gapt_ft": seed_interval([ft(s, "gapt->gapt")["share_compress"] for s in S]),
     }
     res = {"config": vars(args), "runs": runs, "summary": summary, "seconds": round(time.time() - t0, 1),
            "paper": {"separation_improvement_pct": 97.0}}

@@ -23,23 +23,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from rotelab.core.stats import seed_interval
 from rotelab.core.runs import RunFolder, read_parquet, write_json
 from rotelab.entropy.gapt import GateConfig
 from rotelab.entropy.gapt_train import GaptConfig
 from rotelab.entropy.lm_train import LMTrainConfig, train_lm
 
 OUT = Path(__file__).parent / "results"
-
-
-def interval(x: list[float]) -> dict:
-    """Mean, 95% Student-t interval over seeds (None for one seed) and the per-seed values."""
-    from scipy import stats
-
-    m = float(np.mean(x))
-    if len(x) < 2:
-        return {"mean": m, "ci95_t": None, "n_seeds": len(x), "per_seed": x}
-    h = float(stats.t.ppf(0.975, len(x) - 1)) * float(np.std(x, ddof=1) / np.sqrt(len(x)))
-    return {"mean": m, "ci95_t": [m - h, m + h], "n_seeds": len(x), "per_seed": [float(v) for v in x]}
 
 
 def main() -> None:
@@ -82,15 +72,15 @@ def main() -> None:
     R = lambda o, s: res["runs"][f"{o}-seed{s}"]  # noqa: E731
     mid_mbe = lambda o, s: float(np.mean([R(o, s)["mbe_layers"][i] for i in mid]))  # noqa: E731
     res["summary"] = {
-        "heldout_ce_change_pct": interval([100 * (R("gapt", s)["heldout_ce"] / R("ce", s)["heldout_ce"] - 1) for s in S]),
-        "middle_mbe_change_pct": interval([100 * (mid_mbe("gapt", s) / mid_mbe("ce", s) - 1) for s in S]),
-        "ce.heldout_ce": interval([R("ce", s)["heldout_ce"] for s in S]),
-        "gapt.heldout_ce": interval([R("gapt", s)["heldout_ce"] for s in S]),
-        "ce.generalisation_gap": interval([R("ce", s)["heldout_ce"] - R("ce", s)["train_ce"] for s in S]),
-        "gapt.generalisation_gap": interval([R("gapt", s)["heldout_ce"] - R("gapt", s)["train_ce"] for s in S]),
-        "ce.middle_mbe": interval([mid_mbe("ce", s) for s in S]),
-        "gapt.middle_mbe": interval([mid_mbe("gapt", s) for s in S]),
-        "gapt.share_steps_compress": interval([R("gapt", s)["share_steps_compress"] for s in S]),
+        "heldout_ce_change_pct": seed_interval([100 * (R("gapt", s)["heldout_ce"] / R("ce", s)["heldout_ce"] - 1) for s in S]),
+        "middle_mbe_change_pct": seed_interval([100 * (mid_mbe("gapt", s) / mid_mbe("ce", s) - 1) for s in S]),
+        "ce.heldout_ce": seed_interval([R("ce", s)["heldout_ce"] for s in S]),
+        "gapt.heldout_ce": seed_interval([R("gapt", s)["heldout_ce"] for s in S]),
+        "ce.generalisation_gap": seed_interval([R("ce", s)["heldout_ce"] - R("ce", s)["train_ce"] for s in S]),
+        "gapt.generalisation_gap": seed_interval([R("gapt", s)["heldout_ce"] - R("gapt", s)["train_ce"] for s in S]),
+        "ce.middle_mbe": seed_interval([mid_mbe("ce", s) for s in S]),
+        "gapt.middle_mbe": seed_interval([mid_mbe("gapt", s) for s in S]),
+        "gapt.share_steps_compress": seed_interval([R("gapt", s)["share_steps_compress"] for s in S]),
         "paper": {"heldout_ce_change_pct": -4.8, "mbe_change_pct": -50.0},
     }
     res["seconds"] = round(time.time() - t_all, 1)

@@ -71,3 +71,15 @@ def test_rate_ci_is_clopper_pearson_and_says_why_when_empty():
     empty = rate_ci(0, 0, reason="no windows")
     assert empty["rate"] is None and empty["ci"] is None and empty["rate_reason"] == "no windows"
     assert rate_cell(r) == "0.300 [0.067, 0.652] (3/10)" and rate_cell(empty) == "—"
+
+
+def test_seed_interval_matches_scipy_t_interval():
+    from scipy import stats
+
+    from rotelab.core.stats import seed_interval
+
+    x = [3.1, 2.7, 3.6, 3.0]
+    lo, hi = stats.t.interval(0.95, len(x) - 1, loc=np.mean(x), scale=stats.sem(x))
+    got = seed_interval(x)
+    assert got["ci95_t"] == pytest.approx([lo, hi]) and got["n_seeds"] == 4
+    assert seed_interval([1.0])["ci95_t"] is None

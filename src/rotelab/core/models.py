@@ -129,7 +129,7 @@ class HFLanguageModel(LanguageModel):
             head = self.model.get_output_embeddings()
         else:
             rows, head = self.model(input_ids=ids, attention_mask=mask).logits[scored], None  # (N, V)
-        V = self.model.get_output_embeddings().out_features if head is not None else rows.shape[-1]
+        V = head.out_features if head is not None else rows.shape[-1]
         flat = signals_in_chunks(rows, targets, head, chunk=chunk_rows(V, ids.device))
         cols = {k: np.split(v.cpu().numpy(), np.cumsum(n_pred.cpu().numpy())[:-1]) for k, v in flat.items()}
         return [

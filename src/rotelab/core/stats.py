@@ -73,6 +73,16 @@ def clopper_pearson(x: int, n: int, *, level: float = 0.95) -> tuple[float, floa
     return (lo, hi)
 
 
+def seed_interval(values, *, level: float = 0.95) -> dict:
+    """Mean over seeds with a Student-t interval m +- t_{n-1} s / sqrt(n) (None for one seed)."""
+    v = np.asarray(values, dtype=float)
+    m = float(v.mean())
+    if len(v) < 2:
+        return {"mean": m, "ci95_t": None, "n_seeds": len(v), "per_seed": v.tolist()}
+    h = float(_st.t.ppf(0.5 + level / 2, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v)))
+    return {"mean": m, "ci95_t": [m - h, m + h], "n_seeds": len(v), "per_seed": v.tolist()}
+
+
 def rate_ci(hits: int, n: int, *, reason: str = "no samples") -> dict:
     """A rate with its Clopper-Pearson 95% interval: ``{"rate", "ci", "hits", "n"}``; for n = 0 the
     rate and interval are None and ``rate_reason`` says why."""
