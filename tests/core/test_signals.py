@@ -60,16 +60,22 @@ def test_softcapped_logits_use_the_plain_path(arch_dirs):
     assert not lm._head_separable()
 
 
-def test_signals_in_chunks_matches_one_block():
+@pytest.mark.parametrize("bias", [False, True])
+def test_signals_in_chunks_matches_one_block(bias):
     from rotelab.core.signals import signals_from_logits, signals_in_chunks
 
     g = torch.Generator().manual_seed(1)
-    h, W = torch.randn(37, 8, generator=g), torch.randn(50, 8, generator=g)
-    tgt = torch.randint(0, 50, (37,), generator=g)
-    whole = signals_from_logits(h @ W.T, tgt)
-    parts = signals_in_chunks(h, tgt, lambda x: x @ W.T, chunk=8)
+    head = torch.nn.Linear(8, 50, bias=bias)
+    with torch.no_grad():
+        head.weight.copy_(torch.randn(50, 8, generator=g))
+    h, tgt = torch.randn(37, 8, generator=g), torch.randint(0, 50, (37,), generator=g)
+    with torch.inference_mode():
+        whole = signals_from_logits(head(h), tgt)
+        parts = signals_in_chunks(h, tgt, head, chunk=8)  # a ragged last chunk of 5
+        logits = signals_in_chunks(head(h), tgt, None, chunk=8)
     for k in whole:
         torch.testing.assert_close(parts[k], whole[k])
+        torch.testing.assert_close(logits[k], whole[k])
 
 
 def _with_policy(lm, policy):
@@ -116,3 +122,47 @@ def test_top1_is_a_greedy_hit_and_ties_count():
     tgt[0, 0] = 200
     got = signals_from_logits(logits, tgt)["top1"]
     assert got[0, 0] and got[[0, 1, 3]].all() and not got[2].any()
+
+
+@pytest.mark.parametrize("gap", [0.3, 1.0, 3.0, 8.0])
+def test_one_pass_sigma_holds_on_near_uniform_rows_of_a_large_vocabulary(gap):
+    """The worst case of a one-pass variance: every token but the top one at -gap (V = 152k)."""
+    from rotelab.core.signals import signals_from_logits
+
+    V = 152_064
+    g = torch.Generator().manual_seed(0)
+    z = torch.full((1, V), -gap) + 1e-3 * gap * torch.randn(1, V, generator=g)
+    z[0, 0] = 0.0
+    lp = torch.log_softmax(z.double(), -1)
+    p = lp.exp()
+    mu = (p * lp).sum(-1)
+    sigma = (p * (lp - mu[:, None]) ** 2).sum(-1).clamp_min(1e-6).sqrt()  # the same floor
+    got = signals_from_logits(z, torch.zeros(1, dtype=torch.long))
+    np.testing.assert_allclose(got["mu"].double(), mu, rtol=1e-5)
+    np.testing.assert_allclose(got["sigma"].double(), sigma, rtol=1e-5)
+
+
+def test_masked_logits_at_minus_infinity_are_zero_probability_not_nan():
+    from rotelab.core.signals import signals_from_logits
+
+    g = torch.Generator().manual_seed(1)
+    z = 2 * torch.randn(3, 50, generator=g)
+    z[0, [3, 7]] = float("-inf")
+    tgt = torch.tensor([3, 2, 4])  # row 0 predicts a masked token
+    got = signals_from_logits(z, tgt)
+    lp = torch.log_softmax(z.double(), -1)
+    p = lp.exp()
+    plp = torch.where(p > 0, p * lp, 0.0)
+    mu = plp.sum(-1)
+    var = torch.where(p > 0, p * (lp - mu[:, None]) ** 2, 0.0).sum(-1)
+    np.testing.assert_allclose(got["mu"].double(), mu, atol=1e-5)
+    np.testing.assert_allclose(got["sigma"].double(), var.sqrt(), atol=1e-5)
+    assert got["logp"][0] == float("-inf") and torch.isfinite(got["logp"][1:]).all()
+
+
+def test_forward_logp_equals_the_logp_of_forward_signals(gpt2_lm):
+    batch = gpt2_lm.tokenize(TEXTS)
+    full = gpt2_lm.forward_signals(batch)
+    lp = gpt2_lm.forward_logp(batch)
+    for s, x in zip(full, lp):
+        np.testing.assert_allclose(x, s.logp, atol=1e-6)

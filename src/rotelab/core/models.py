@@ -62,6 +62,10 @@ class LanguageModel:
         """One batched forward pass over token-id lists (each <= max_length)."""
         raise NotImplementedError
 
+    def forward_logp(self, batch: list[list[int]]) -> list[np.ndarray]:
+        """Per text, the (T-1,) log p(x_t | x_<t) alone: what perturbation-based scores need."""
+        return [s.logp for s in self.forward_signals(batch)]
+
     @property
     def cache_namespace(self) -> str:
         raise NotImplementedError
@@ -117,12 +121,27 @@ class HFLanguageModel(LanguageModel):
             mask[r, : len(x)] = 1
         return ids.to(self.device), mask.to(self.device)
 
-    @torch.inference_mode()
     def forward_signals(self, batch: list[list[int]]) -> list[TokenSignals]:
-        ids, mask = self._right_pad(batch)  # (B, T)
-        n_pred = torch.tensor([len(x) - 1 for x in batch], device=ids.device)
-        scored = torch.arange(ids.shape[1], device=ids.device)[None, :] < n_pred[:, None]  # (B, T): t predicts t+1
-        targets = torch.roll(ids, -1, dims=1)[scored]  # (N,) row-major: each text's predictions in order
+        flat, n_pred = self._flat_signals(batch, moments=True)
+        cols = {k: np.split(v, np.cumsum(n_pred)[:-1]) for k, v in flat.items()}
+        return [
+            TokenSignals(np.asarray(x, dtype=np.int64), cols["logp"][r], cols["mu"][r], cols["sigma"][r], cols["top1"][r])
+            for r, x in enumerate(batch)
+        ]
+
+    def forward_logp(self, batch: list[list[int]]) -> list[np.ndarray]:
+        flat, n_pred = self._flat_signals(batch, moments=False)
+        return np.split(flat["logp"], np.cumsum(n_pred)[:-1])
+
+    @torch.inference_mode()
+    def _flat_signals(self, batch: list[list[int]], *, moments: bool) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """Signals of every prediction of the batch, texts one after another, and each text's count."""
+        # A text's last token predicts nothing scored, and under causal attention no earlier
+        # position sees it: it is left out of the input. Position t then predicts token t+1.
+        ids, mask = self._right_pad([x[:-1] for x in batch])  # (B, T-1)
+        n_pred = np.array([len(x) - 1 for x in batch])
+        scored = mask.bool()  # (B, T-1), row-major like the targets
+        targets = torch.from_numpy(np.concatenate([np.asarray(x[1:], dtype=np.int64) for x in batch])).to(ids.device)  # (N,)
         # Right padding: positions 0..len-1 are the default position ids, so none are passed.
         if self._head_separable():
             rows = self.model.base_model(input_ids=ids, attention_mask=mask).last_hidden_state[scored]  # (N, d)
@@ -130,18 +149,8 @@ class HFLanguageModel(LanguageModel):
         else:
             rows, head = self.model(input_ids=ids, attention_mask=mask).logits[scored], None  # (N, V)
         V = head.out_features if head is not None else rows.shape[-1]
-        flat = signals_in_chunks(rows, targets, head, chunk=chunk_rows(V, ids.device))
-        cols = {k: np.split(v.cpu().numpy(), np.cumsum(n_pred.cpu().numpy())[:-1]) for k, v in flat.items()}
-        return [
-            TokenSignals(
-                np.asarray(x, dtype=np.int64),
-                cols["logp"][r].astype(np.float32),
-                cols["mu"][r].astype(np.float32),
-                cols["sigma"][r].astype(np.float32),
-                cols["top1"][r].astype(bool),
-            )
-            for r, x in enumerate(batch)
-        ]
+        flat = signals_in_chunks(rows, targets, head, chunk=chunk_rows(V, ids.device), moments=moments)
+        return {k: v.cpu().numpy() for k, v in flat.items()}, n_pred
 
     def _head_separable(self) -> bool:
         """Whether logits = output_embeddings(base_model(x).last_hidden_state), so the head can be
@@ -213,6 +222,9 @@ class LogprobsOnlyModel(LanguageModel):
 
     def forward_signals(self, batch: list[list[int]]) -> list[TokenSignals]:
         return self._inner.forward_signals(batch)
+
+    def forward_logp(self, batch: list[list[int]]) -> list[np.ndarray]:
+        return self._inner.forward_logp(batch)
 
     def greedy(self, *a, **k):
         self.require(Access.GENERATION, method="generation")

@@ -13,7 +13,7 @@ import torch
 from rotelab.core.access import Access
 from rotelab.core.signals import TokenSignals, compute_signals
 from rotelab.errors import RotelabError
-from rotelab.membership.perturb import Neighbours, build_neighbours, make_variants, score_id_lists
+from rotelab.membership.perturb import Neighbours, build_neighbours, logp_of_id_lists, make_variants
 
 if TYPE_CHECKING:
     from rotelab.core.cache import SignalCache
@@ -76,8 +76,8 @@ class AttackContext:
         seqs: list[list[int]] = []
         for s in self.signals:
             seqs += make_variants(s.token_ids, nb, k=c.n_neighbours, p=c.swap_rate, j=c.rank, rng=rng)[0]
-        sig = score_id_lists(self.lm, seqs, batch_size=c.batch_size, progress=self.progress, label="neighbours")
-        return np.array([s.nll for s in sig]).reshape(len(self.signals), c.n_neighbours)
+        lp = logp_of_id_lists(self.lm, seqs, batch_size=c.batch_size, progress=self.progress, label="neighbours")
+        return np.array([-x.mean() for x in lp], dtype=np.float64).reshape(len(self.signals), c.n_neighbours)
 
     def prefixed_ll(self) -> tuple[np.ndarray, np.ndarray]:
         """(LL(x | P), LL(x)) per text, mean log-lik over the same tokens 2..n of x (ReCaLL).
@@ -100,8 +100,8 @@ class AttackContext:
             seqs.append(head + prefix[len(prefix) - room :] + x[len(bos) :])
             keep.append(len(x) - 1)
             plain.append(float(s.logp[: len(x) - 1].mean()))
-        sig = score_id_lists(self.lm, seqs, batch_size=self.config.batch_size, progress=self.progress, label="recall")
-        return np.array([float(s.logp[-n:].mean()) for s, n in zip(sig, keep)]), np.array(plain)
+        lp = logp_of_id_lists(self.lm, seqs, batch_size=self.config.batch_size, progress=self.progress, label="recall")
+        return np.array([float(x[-n:].mean()) for x, n in zip(lp, keep)]), np.array(plain)
 
     def grad_norms(self) -> np.ndarray:
         """Mean over parameter tensors of ||grad_theta NLL(x)||_2, one text at a time."""

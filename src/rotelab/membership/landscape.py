@@ -52,21 +52,22 @@ def _slope(x: np.ndarray, y: np.ndarray) -> float:
     return float(np.polyfit(x, y, 1)[0]) if len(x) > 1 else 0.0
 
 
-def landscape_features(orig: TokenSignals, variants: dict[tuple[int, float], list[TokenSignals]], masks: dict[tuple[int, float], np.ndarray], cfg: ProbeConfig) -> dict[str, float]:
-    """Features of one sample from its original signals and each setting's variant signals.
+def landscape_features(orig: TokenSignals, variants: dict[tuple[int, float], list[np.ndarray]], masks: dict[tuple[int, float], np.ndarray], cfg: ProbeConfig) -> dict[str, float]:
+    """Features of one sample from its original signals and each setting's variants' log-probs.
 
-    ``masks[setting]`` is the (K, T) swap mask; position t of logp predicts token t + 1.
+    ``variants[setting]`` holds K (T-1,) log-prob arrays; ``masks[setting]`` is the (K, T) swap
+    mask; position t of logp predicts token t + 1.
     """
     nll = orig.nll
     f: dict[str, float] = {"loss": nll}
     means = {}
-    for setting, sigs in variants.items():
-        dl = np.array([s.nll for s in sigs]) - nll
+    for setting, lps in variants.items():
+        dl = np.array([-lp.mean() for lp in lps], dtype=np.float64) - nll
         means[setting] = float(dl.mean())
         f[f"dl_mean_{setting_name(*setting)}"] = means[setting]
         f[f"dl_rel_{setting_name(*setting)}"] = means[setting] / max(nll, 1e-6)
     base = [(j, p) for (j, p) in variants if p == cfg.base_rate]
-    dl_all = np.concatenate([np.array([s.nll for s in variants[b]]) - nll for b in base])
+    dl_all = np.concatenate([np.array([-lp.mean() for lp in variants[b]], dtype=np.float64) - nll for b in base])
     f.update(
         dl_std=float(dl_all.std()),
         dl_min=float(dl_all.min()),
@@ -78,8 +79,8 @@ def landscape_features(orig: TokenSignals, variants: dict[tuple[int, float], lis
     )
     per_swap, ctx = [], []
     for b in base:
-        for s, m in zip(variants[b], masks[b]):
-            d = orig.logp.astype(np.float64) - s.logp  # (T-1,) loss change per predicted token
+        for lp, m in zip(variants[b], masks[b]):
+            d = orig.logp.astype(np.float64) - lp  # (T-1,) loss change per predicted token
             swapped = m[1:]  # the prediction of a swapped token itself
             per_swap.append(d.sum() / max(int(m.sum()), 1))
             if (~swapped).any():

@@ -17,7 +17,6 @@ import numpy as np
 import torch
 
 from rotelab.core.access import Access
-from rotelab.core.signals import TokenSignals
 from rotelab.errors import RotelabError
 
 if TYPE_CHECKING:
@@ -113,17 +112,17 @@ def make_variants(ids: Sequence[int], nb: Neighbours, *, k: int, p: float, j: in
     return [np.where(m, repl, x).tolist() for m in masks], masks
 
 
-def score_id_lists(lm: "LanguageModel", seqs: Sequence[list[int]], *, batch_size: int = 64, progress: bool = False, label: str = "variants") -> list[TokenSignals]:
-    """Signals of token-id lists (each <= context), length-sorted batches, input order restored."""
+def logp_of_id_lists(lm: "LanguageModel", seqs: Sequence[list[int]], *, batch_size: int = 64, progress: bool = False, label: str = "variants") -> list[np.ndarray]:
+    """Per token-id list (each <= context), its (T-1,) log-probs; length-sorted batches, input order restored."""
     from rich.progress import Progress
 
     order = sorted(range(len(seqs)), key=lambda i: -len(seqs[i]))
-    out: list[TokenSignals | None] = [None] * len(seqs)
+    out: list[np.ndarray | None] = [None] * len(seqs)
     with Progress(disable=not progress, transient=True) as bar:
         task = bar.add_task(label, total=len(seqs))
         for b in range(0, len(order), batch_size):
             idx = order[b : b + batch_size]
-            for i, s in zip(idx, lm.forward_signals([seqs[i] for i in idx])):
+            for i, s in zip(idx, lm.forward_logp([seqs[i] for i in idx])):
                 out[i] = s
             bar.advance(task, len(idx))
     return out  # type: ignore[return-value]

@@ -21,7 +21,7 @@ from rotelab.core.signals import TokenSignals, compute_signals
 from rotelab.core.stats import summarize
 from rotelab.membership.attacks import minkpp_score
 from rotelab.membership.landscape import ProbeConfig, landscape_features
-from rotelab.membership.perturb import Neighbours, build_neighbours, make_variants, score_id_lists
+from rotelab.membership.perturb import Neighbours, build_neighbours, logp_of_id_lists, make_variants
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -56,12 +56,12 @@ def probe_samples(lm: "LanguageModel", sig: Sequence[TokenSignals], nb: Neighbou
             v, m[(j, p)] = make_variants(s.token_ids, nb, k=cfg.k, p=p, j=j, rng=rng)
             seqs += v
         masks.append(m)
-    out_sig = score_id_lists(lm, seqs, batch_size=batch_size, progress=progress, label="REMIND variants")
+    out_lp = logp_of_id_lists(lm, seqs, batch_size=batch_size, progress=progress, label="REMIND variants")
     feats, at = [], 0
     for s, m in zip(sig, masks):
         var = {}
         for st in settings:
-            var[st] = out_sig[at : at + cfg.k]
+            var[st] = out_lp[at : at + cfg.k]
             at += cfg.k
         feats.append(landscape_features(s, var, m, cfg))
     return feats
