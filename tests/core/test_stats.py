@@ -83,3 +83,17 @@ def test_seed_interval_matches_scipy_t_interval():
     got = seed_interval(x)
     assert got["ci95_t"] == pytest.approx([lo, hi]) and got["n_seeds"] == 4
     assert seed_interval([1.0])["ci95_t"] is None
+
+
+def test_bootstrap_ci_covers_the_statistic_and_handles_edge_cases():
+    from rotelab.core.stats import bootstrap_ci
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(2.0, 1.0, size=200)
+    lo, hi = bootstrap_ci(x)
+    assert lo < x.mean() < hi and 0.15 < hi - lo < 0.4  # ~ 2 * 1.96 / sqrt(200) = 0.28
+    lo_m, hi_m = bootstrap_ci(x, np.median)
+    assert lo_m < np.median(x) < hi_m
+    assert bootstrap_ci(np.append(x, np.nan)) == (lo, hi)  # non-finite values left out
+    assert bootstrap_ci([1.0]) is None and bootstrap_ci([]) is None
+    assert bootstrap_ci([0.5, 0.5, 0.5]) == (0.5, 0.5)

@@ -73,6 +73,21 @@ def clopper_pearson(x: int, n: int, *, level: float = 0.95) -> tuple[float, floa
     return (lo, hi)
 
 
+def bootstrap_ci(x, statistic=np.mean, *, n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> tuple[float, float] | None:
+    """Percentile-bootstrap interval of ``statistic(x)`` over the values of x (scipy.stats.bootstrap).
+
+    Non-finite values are left out; None below 2 values; (v, v) when every value is v.
+    """
+    x = np.asarray(x, dtype=float)
+    x = x[np.isfinite(x)]
+    if len(x) < 2:
+        return None
+    if np.all(x == x[0]):
+        return float(x[0]), float(x[0])
+    r = _st.bootstrap((x,), statistic, n_resamples=n_boot, confidence_level=level, method="percentile", random_state=seed)
+    return float(r.confidence_interval.low), float(r.confidence_interval.high)
+
+
 def seed_interval(values, *, level: float = 0.95) -> dict:
     """Mean over seeds with a Student-t interval m +- t_{n-1} s / sqrt(n) (None for one seed)."""
     v = np.asarray(values, dtype=float)

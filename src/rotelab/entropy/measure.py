@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from rotelab.core.data import Sample
+from rotelab.core.stats import bootstrap_ci
 from rotelab.entropy.mbe import patch_mbe
 
 
@@ -23,16 +24,6 @@ class MBEConfig:
     batch_size: int = 16
     n_boot: int = 1000
     seed: int = 0
-
-
-def _boot_ci(x: np.ndarray, *, n_boot: int, seed: int, level: float = 0.95) -> tuple[float, float] | None:
-    """Percentile bootstrap interval of the mean over texts (None for fewer than 2 texts)."""
-    x = x[np.isfinite(x)]
-    if len(x) < 2:
-        return None
-    rng = np.random.default_rng(seed)
-    means = x[rng.integers(0, len(x), size=(n_boot, len(x)))].mean(1)
-    return float(np.quantile(means, (1 - level) / 2)), float(np.quantile(means, (1 + level) / 2))
 
 
 def text_layer_mbe(hidden: np.ndarray, *, patch: int, alpha: float) -> np.ndarray:
@@ -105,7 +96,7 @@ def summarize_layers(per_text: np.ndarray, groups: list[str], cfg: MBEConfig = M
             out.append({
                 "group": name, "layer": layer, "n_texts": n,
                 "mbe_mean": float(np.nanmean(x)) if n else None,
-                "mbe_ci95": _boot_ci(x, n_boot=cfg.n_boot, seed=cfg.seed),
+                "mbe_ci95": bootstrap_ci(x, n_boot=cfg.n_boot, seed=cfg.seed),
                 **({} if n else {"mbe_mean_reason": f"no text has >= {cfg.patch} tokens"}),
             })
     return out

@@ -35,7 +35,6 @@ from rotelab.core import stats
 from rotelab.core.runs import RunFolder, read_json, read_parquet
 from rotelab.errors import RotelabError
 from rotelab.extraction import book as B
-from rotelab.extraction.summary import median_ci
 
 STAGES = ("base", "suppressed", "lora")
 STAGE_LABELS = {"base": "base", "suppressed": "suppressed", "lora": "suppressed + LoRA"}
@@ -114,7 +113,7 @@ def summarize_excerpts(cols: dict[str, list], excerpts: list[dict], *, seed: int
         j = jac[sel]
         out.append({
             "id": e["id"], "book": e["book"], "copies": int(e["copies"]), "role": e.get("role"), "n_windows": int(sel.sum()),
-            "median_jaccard": float(np.median(j)) if len(j) else None, "median_jaccard_ci": median_ci(j, seed=seed) if len(j) else None,
+            "median_jaccard": float(np.median(j)) if len(j) else None, "median_jaccard_ci": stats.bootstrap_ci(j, np.median, seed=seed),
             "mean_jaccard": float(j.mean()) if len(j) else None, "median_rouge_l": float(np.median(np.asarray(cols["rouge_l"], dtype=float)[sel])) if len(j) else None,
             "exact": stats.rate_ci(int(exact[sel].sum()), int(sel.sum()), reason="no windows"),
         })
@@ -126,7 +125,7 @@ def pooled(cols: dict[str, list], ids: list[str], *, seed: int = 0) -> dict[str,
     sel = np.isin(np.asarray(cols["excerpt"]), ids)
     j = np.asarray(cols["jaccard"], dtype=float)[sel]
     return {"excerpts": ids, "n_windows": int(sel.sum()), "median_jaccard": float(np.median(j)) if len(j) else None,
-            "median_jaccard_ci": median_ci(j, seed=seed) if len(j) else None, "mean_jaccard": float(j.mean()) if len(j) else None,
+            "median_jaccard_ci": stats.bootstrap_ci(j, np.median, seed=seed), "mean_jaccard": float(j.mean()) if len(j) else None,
             "exact": stats.rate_ci(int(np.asarray(cols["exact"], dtype=float)[sel].sum()), int(sel.sum()), reason="no windows")}
 
 

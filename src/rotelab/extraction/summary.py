@@ -13,26 +13,18 @@ THRESHOLDS = (0.5, 0.9)
 QUANTILES = (0.1, 0.25, 0.5, 0.75, 0.9)
 
 
-def median_ci(x: np.ndarray, *, n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> tuple[float, float] | None:
-    """Percentile-bootstrap CI of the median (scipy). Windows of one book are not independent
-    (neighbouring windows share text), so the interval is optimistic; None for fewer than 2 windows."""
-    from scipy.stats import bootstrap
-
-    if len(x) < 2 or np.all(x == x[0]):
-        return (float(x[0]), float(x[0])) if len(x) else None
-    r = bootstrap((x,), np.median, n_resamples=n_boot, confidence_level=level, method="percentile", random_state=seed)
-    return float(r.confidence_interval.low), float(r.confidence_interval.high)
-
-
 def summarize_metric(x: np.ndarray, *, seed: int = 0) -> dict[str, Any]:
     """Median (+ bootstrap CI), mean, quantiles and share of windows above each threshold (+ Clopper-Pearson CI).
+
+    Windows of one book are not independent (neighbouring windows share text), so the median's
+    interval is optimistic.
 
     >>> s = summarize_metric(np.array([0.0, 0.6, 1.0, 1.0]))
     >>> s["median"], s["share_gt_0.5"]["rate"]
     (0.8, 0.75)
     """
     x = np.asarray(x, dtype=float)
-    out: dict[str, Any] = {"n": len(x), "median": float(np.median(x)), "median_ci": median_ci(x, seed=seed), "mean": float(x.mean())}
+    out: dict[str, Any] = {"n": len(x), "median": float(np.median(x)), "median_ci": stats.bootstrap_ci(x, np.median, seed=seed), "mean": float(x.mean())}
     out["quantiles"] = {f"q{int(q * 100)}": float(np.quantile(x, q)) for q in QUANTILES}
     for t in THRESHOLDS:
         k = int((x > t).sum())

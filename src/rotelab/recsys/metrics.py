@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from scipy import stats as st
 
 from rotelab.core.stats import auc_bootstrap_ci, roc_auc
 
@@ -33,17 +32,6 @@ def hr_ndcg(rank: np.ndarray, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
     """
     hit = (rank <= k).astype(float)
     return hit, hit / np.log2(rank + 1.0)
-
-
-def mean_ci(values: np.ndarray, *, seed: int = 0, n_boot: int = 1000) -> tuple[float, list[float] | None]:
-    """Mean and 95% percentile-bootstrap interval (scipy); None interval below 2 values."""
-    v = np.asarray(values, dtype=float)
-    if len(v) < 2:
-        return (float(v.mean()) if len(v) else float("nan")), None
-    if np.all(v == v[0]):
-        return float(v[0]), [float(v[0]), float(v[0])]
-    r = st.bootstrap((v,), np.mean, n_resamples=n_boot, method="percentile", random_state=seed)
-    return float(v.mean()), [float(r.confidence_interval.low), float(r.confidence_interval.high)]
 
 
 def normalized_entropy(p: np.ndarray, y: np.ndarray) -> float:

@@ -21,9 +21,10 @@ import torch
 import torch.nn.functional as F
 from rich.progress import Progress
 
+from rotelab.core.stats import bootstrap_ci
 from rotelab.recsys.cache import SummaryCache
 from rotelab.recsys.events import EventStore
-from rotelab.recsys.metrics import hr_ndcg, mean_ci, rank_of_positive, task_metrics
+from rotelab.recsys.metrics import hr_ndcg, rank_of_positive, task_metrics
 from rotelab.recsys.models import ModelConfig, Recommender
 
 
@@ -212,8 +213,8 @@ def evaluate(model: Recommender, store: EventStore, users: np.ndarray, cfg: Trai
         probs.append(torch.sigmoid(rank[:, :k]).reshape(-1, rank.shape[-1]).numpy())
         ys.append(y.reshape(-1, y.shape[-1]))
     P, Y = np.concatenate(probs), np.concatenate(ys)
-    hr, hr_ci = mean_ci(np.array(hr_u), seed=cfg.seed)
-    nd, nd_ci = mean_ci(np.array(ndcg_u), seed=cfg.seed)
+    hr, hr_ci = float(np.mean(hr_u)) if hr_u else float("nan"), bootstrap_ci(hr_u, seed=cfg.seed)
+    nd, nd_ci = float(np.mean(ndcg_u)) if ndcg_u else float("nan"), bootstrap_ci(ndcg_u, seed=cfg.seed)
     return {
         "model": cfg.model, "n_test_users": len(users), "n_users_with_click": len(hr_u), "n_eval_neg": cfg.n_eval_neg,
         "hr@10": hr, "hr@10_ci": hr_ci, "ndcg@10": nd, "ndcg@10_ci": nd_ci,
