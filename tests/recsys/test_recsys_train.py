@@ -95,6 +95,15 @@ def test_vista_serving_reads_only_the_recent_window(micro_store, vista, monkeypa
     assert reads == [(u, -m.cfg.recent, None)]
 
 
+def test_vista_serving_without_a_summary_is_a_clear_error(micro_store, vista):
+    from rotelab.errors import RotelabError
+
+    with pytest.raises(RotelabError, match="no summary of user 16 .version 'v9'"):
+        serve_request(vista["model"], micro_store, 16, np.arange(1, 11), cache=vista["cache"], version="v9")
+    with pytest.raises(RotelabError, match="no summary"):
+        serve_request(vista["model"], micro_store, 16, np.arange(1, 11), cache=None)
+
+
 def test_measure_reports_latency_for_a_request(micro_store, vista):
     lat = measure(vista["dir"] / "model.pt", micro_store.path, 16, cache_path=vista["dir"] / "c.sqlite", version="v1", n_cand=10, min_time_s=0.05)
     assert lat.model == "vista" and lat.n_history == 2000 and lat.events_read == 256

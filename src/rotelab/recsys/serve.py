@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from rotelab.errors import RotelabError
 from rotelab.recsys.cache import SummaryCache
 from rotelab.recsys.events import EventStore, open_store
 from rotelab.recsys.models import ModelConfig, Recommender
@@ -46,8 +47,9 @@ def save_model(model: Recommender, path: Path) -> None:
 def serve_request(model: Recommender, store: EventStore, u: int, cand: np.ndarray, *, cache: SummaryCache | None = None, version: str = "") -> np.ndarray:
     """Ranking probabilities (C, T) for user index ``u`` and candidate item ids ``cand`` (C,)."""
     if model.cfg.kind == "vista":
-        s = cache.get(u, version)
-        assert s is not None, f"no summary for user {u} (version {version}): warm the cache first"
+        s = cache.get(u, version) if cache is not None else None
+        if s is None:
+            raise RotelabError(f"VISTA: no summary of user {u} (version '{version}') in the summary cache; write the summaries first (recsys.train.write_summaries)")
         z = torch.as_tensor(s.z)[None]
         hist = store.slice(u, -model.cfg.recent, None)[0]
     else:
