@@ -125,7 +125,7 @@ def train_diffusion(unet, y_all: torch.Tensor, x_all: torch.Tensor, sched, *, st
     opt = torch.optim.AdamW(unet.parameters(), lr=lr)
     start, losses = 0, []
     if ckpt is not None and ckpt.exists():
-        state = torch.load(ckpt, weights_only=False)
+        state = torch.load(ckpt)
         unet.load_state_dict(state["unet"]), opt.load_state_dict(state["opt"])
         start, losses = state["step"], state["losses"]
     model = DiffusionModel.__new__(DiffusionModel)  # only its forward-process maths are needed here

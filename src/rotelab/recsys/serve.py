@@ -26,7 +26,7 @@ from rotelab.recsys.models import ModelConfig, Recommender
 
 
 def load_model(path: Path) -> Recommender:
-    blob = torch.load(path, weights_only=False)
+    blob = torch.load(path)
     m = Recommender(ModelConfig(**blob["config"]))
     m.load_state_dict(blob["state"])
     return m.eval()
