@@ -10,8 +10,9 @@ the two sides interleaved batch by batch (:func:`interleaved`).
 Both are measured twice, each in its own process:
 
 - ``default``: glibc's allocator as a user runs it. Memory freed is returned to the kernel, and
-  allocating it again costs page faults, which cost 10x more when the host has no free huge
-  pages; the bare loop materialises (B, T, V) logits and pays most of them.
+  allocating it again costs page faults, whose count varied 10x over one session (20k-480k per
+  pass; the host's transparent huge pages are the likely cause, not verified); the bare loop
+  materialises (B, T, V) logits and pays most of them.
 - ``retain``: MALLOC_TRIM_THRESHOLD_ / MALLOC_MMAP_THRESHOLD_ make glibc keep freed memory, so
   neither side faults after the first batch: the ratio of computation alone.
 
@@ -68,7 +69,7 @@ def interleaved(units: list[tuple[Callable[[], object], Callable[[], object]]], 
     """(repeats, 2, 3): per repeat, summed over units, (wall, cpu, faults) of the forward [0] and
     of the scoring [1]. A unit (one batch of texts) runs its bare forward and its scoring back to
     back, in an order that alternates from unit to unit and repeat to repeat: the host's speed,
-    which drifts by up to 1.5x within seconds on a shared machine, is then nearly the same for both."""
+    which drifted by up to 1.5x from minute to minute on a shared machine, is then nearly the same for both."""
     out = np.zeros((repeats, 2, 3))
     for r in range(repeats):
         for i, (bare, scoring) in enumerate(units):

@@ -91,7 +91,7 @@ def teacher_forced_hits(lm: LanguageModel, texts: list[str], *, prefix: int, suf
     for b in range(0, len(usable), batch_size):
         idx = usable[b : b + batch_size]
         for i, sig in zip(idx, lm.forward_signals([ids[i][:n] for i in idx])):
-            # argmax[t] predicts token t + 1; the suffix is tokens bos+prefix .. n-1
+            # top1[t]: token t + 1 was the model's top choice; the suffix is tokens bos+prefix .. n-1
             out[i] = sig.top1[bos + prefix - 1 : n - 1]
     return out
 

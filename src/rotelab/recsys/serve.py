@@ -5,8 +5,8 @@
 - VISTA reads Z with one point read from the summary cache plus the last ``recent`` events
   (a memory-mapped slice), so its cost does not depend on N.
 
-Peak memory is measured in a fresh interpreter per (model, N): the growth of the process's
-high-water resident set (``ru_maxrss``) from just before the first request to the end.
+Peak memory is measured in a fresh interpreter per (model, N): the process's high-water resident
+set (``VmHWM``), reset to the current RSS just before the first request, minus that RSS.
 """
 
 from __future__ import annotations
