@@ -16,7 +16,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from rotelab.capacity.cot import CotConfig, run_cot
-from rotelab.core.runs import RunFolder, dumps
+from rotelab.core.runs import RunFolder
+from rotelab.core.io import dumps
 
 OUT = Path(__file__).parent / "results"
 BENCH = CotConfig(sizes=(8, 16, 32, 64, 128, 256), seeds=(0, 1, 2), cond_seeds=(0, 1, 2))

@@ -8,7 +8,8 @@ import time
 from pathlib import Path
 
 from rotelab.capacity.robust import RobustConfig, run_robust
-from rotelab.core.runs import RunFolder, dumps
+from rotelab.core.runs import RunFolder
+from rotelab.core.io import dumps
 
 out = Path(__file__).parent / "results"
 t0, c0 = time.perf_counter(), time.process_time()

@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rotelab.core.runs import RunFolder, read_json, write_json
+from rotelab.core.runs import RunFolder
+from rotelab.core.io import read_json, write_json
 from rotelab.diffusion import mitigate
 from rotelab.diffusion.adversarial import AdversarialConfig
 from rotelab.diffusion.dori import DoriConfig

@@ -35,11 +35,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rotelab.core.runs import write_json
+from rotelab.core.io import write_json
 from rotelab.core.stats import clopper_pearson, seed_interval
 from rotelab.entropy.gapt import GateConfig
 from rotelab.entropy.gapt_train import GaptConfig, train_gapt
-from rotelab.testbed.train import ModelSpec, new_model
+from rotelab.core.training import ModelSpec, new_model
 
 VOCAB = ["<pad>", "<bos>", "<eos>", "x", "=", " "] + list("0123456789")  # pad id 0 never trained on
 TOK = {c: i for i, c in enumerate(VOCAB)}

@@ -43,7 +43,7 @@ import torch
 from torch import nn
 
 from rotelab.core.stats import seed_interval
-from rotelab.core.runs import write_json
+from rotelab.core.io import write_json
 from rotelab.entropy.gapt import COMPRESS, Gate, GateConfig
 from rotelab.entropy.mbe import mbe_alpha2
 

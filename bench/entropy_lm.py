@@ -24,7 +24,8 @@ import numpy as np
 import torch
 
 from rotelab.core.stats import seed_interval
-from rotelab.core.runs import RunFolder, read_parquet, write_json
+from rotelab.core.runs import RunFolder, read_parquet
+from rotelab.core.io import write_json
 from rotelab.entropy.gapt import GateConfig
 from rotelab.entropy.gapt_train import GaptConfig
 from rotelab.entropy.lm_train import LMTrainConfig, train_lm

@@ -31,7 +31,7 @@ def main() -> None:
     from rotelab.core.models import HFLanguageModel
     from rotelab.extraction.book import BookConfig, windows
     from rotelab.testbed.corpora import load_book
-    from rotelab.testbed.tokenizer import train_tokenizer
+    from rotelab.core.training import train_tokenizer
 
     text = load_book("alice29")
     tok = train_tokenizer([text], vocab_size=2048)

@@ -27,7 +27,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    from rotelab.core.runs import RunFolder, dumps
+    from rotelab.core.runs import RunFolder
+    from rotelab.core.io import dumps
     from rotelab.extraction.books_experiment import format_table, run_books_experiment, spec_for
     from rotelab.extraction.books_testbed import build_books_testbed, get_spec
 
@@ -53,7 +54,7 @@ def main() -> None:
 def _long_probe(tb: Path, build: dict, t_build: float, args) -> None:
     """Autoregressive reconstruction of every excerpt of a books-long testbed (largest verbatim length)."""
     from rotelab.core.models import load_model
-    from rotelab.core.runs import atomic_write_text, dumps, read_json
+    from rotelab.core.io import atomic_write_text, dumps, read_json
     from rotelab.extraction.books_experiment import reconstruct
     from rotelab.extraction.books_testbed import read_excerpts
 

@@ -20,7 +20,7 @@ import torch
 
 
 def train(model, ids: list[list[int]], *, steps: int, lr: float, seed: int, batch: int = 16) -> None:
-    from rotelab.testbed.train import collate
+    from rotelab.core.training import collate
 
     g = torch.Generator().manual_seed(seed)
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr)

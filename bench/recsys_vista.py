@@ -15,7 +15,8 @@ from pathlib import Path
 
 import torch
 
-from rotelab.core.runs import RunFolder, write_json
+from rotelab.core.runs import RunFolder
+from rotelab.core.io import write_json
 from rotelab.recsys.bench import BenchConfig, run_bench
 from rotelab.report import build_report
 

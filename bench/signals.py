@@ -33,8 +33,8 @@ def texts(n: int) -> list[str]:
 
 def model(d: int, layers: int, vocab: int = 4096, ctx: int = 128):
     from rotelab.core.models import HFLanguageModel
-    from rotelab.testbed.tokenizer import train_tokenizer
-    from rotelab.testbed.train import ModelSpec, new_model
+    from rotelab.core.training import train_tokenizer
+    from rotelab.core.training import ModelSpec, new_model
 
     tok = train_tokenizer(texts(2000), vocab_size=vocab)
     m = new_model(ModelSpec(n_layer=layers, n_embd=d, n_head=4, n_positions=ctx, vocab_size=vocab), seed=0)

@@ -17,7 +17,8 @@ from pathlib import Path
 import torch
 
 from rotelab.core.models import load_model
-from rotelab.core.runs import RunFolder, dumps
+from rotelab.core.runs import RunFolder
+from rotelab.core.io import dumps
 from rotelab.steering.cli import eval_sets
 from rotelab.steering.evaluate import EvalConfig, run_eval
 from rotelab.steering.probe import Probe

@@ -35,11 +35,12 @@ def run_one(preset, *, seed: int, device: str, work: Path) -> dict:
     from transformers import PreTrainedTokenizerFast
 
     from rotelab.core.models import load_model
-    from rotelab.testbed.build import _tokenize, save_model_dir
+    from rotelab.core.training import save_model_dir
+    from rotelab.testbed.build import _tokenize
     from rotelab.testbed.evaluate import evaluate_testbed
     from rotelab.testbed.splits import make_splits
-    from rotelab.testbed.tokenizer import train_tokenizer
-    from rotelab.testbed.train import new_model, train_on_schedule
+    from rotelab.core.training import train_tokenizer
+    from rotelab.core.training import new_model, train_on_schedule
 
     splits = make_splits(preset, seed=seed)
     texts = [s["text"] for k in ("members", "nonmembers", "reference", "prefix_pool") for s in splits[k]]

@@ -18,7 +18,7 @@ CORPUS = [
 
 @pytest.fixture(scope="session")
 def tokenizer():
-    from rotelab.testbed.tokenizer import train_tokenizer
+    from rotelab.core.training import train_tokenizer
 
     return train_tokenizer(CORPUS, vocab_size=300)
 

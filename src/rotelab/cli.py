@@ -1,72 +1,50 @@
-"""The ``rotelab`` command: one group per capability, each a thin layer over the Python API."""
+"""The ``rotelab`` command: every capability's command group, from the command registry.
+
+A capability adds its commands by creating ``rotelab/<capability>/cli.py`` with
+``app = group("name", help=...)`` (or, outside this package, by an entry point in the
+``rotelab.plugins`` group); nothing here lists them. Commands are thin layers over the Python API.
+Importing this module loads neither torch nor transformers (``rotelab --help`` is fast).
+"""
 
 from __future__ import annotations
 
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
+import typer.core
 
-from rotelab.cli_common import (
-    BatchOpt, CacheOpt, DeviceOpt, DtypeOpt, JsonOpt, LongTextOpt, ModelOpt, NoCacheOpt, OutOpt,
-    PickleOpt, QuietOpt, RemoteCodeOpt, finish, open_cache, open_model, open_run,
-)
+from rotelab.cli_common import COMMANDS, BatchOpt, CacheOpts, ModelOpts, RunOpts, SeedOpt, bundled, emit, emit_run
 from rotelab.errors import RotelabError
-from rotelab.capacity import cli as capacity_cli
-from rotelab.diffusion import cli as diffusion_cli
-from rotelab.entropy import cli as entropy_cli
-from rotelab.extraction import cli as extraction_cli
-from rotelab.membership import cli as membership_cli
-from rotelab.recsys import cli as recsys_cli
-from rotelab.steering import cli as steering_cli
-from rotelab.testbed import cli as testbed_cli
-
-app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False, help="Measure, locate and control memorization in neural networks.")
-app.add_typer(testbed_cli.app, name="testbed")
-app.add_typer(recsys_cli.app, name="recsys")
-app.add_typer(capacity_cli.app, name="capacity")
-app.add_typer(diffusion_cli.app, name="diffusion")
-app.add_typer(entropy_cli.app, name="entropy")
-app.add_typer(extraction_cli.extract_app, name="extract")
-app.add_typer(membership_cli.mia_app, name="mia")
-app.add_typer(membership_cli.remind_app, name="remind")
-app.add_typer(steering_cli.app, name="steer")
-app.command("weightdiff")(extraction_cli.weightdiff)
 
 
-@app.command()
+def _flag_type(self, ctx):
+    """Flags take no value: show no ``<bool>`` type in help (typer shows one for every option)."""
+    return None if self.is_flag else _typer_type(self, ctx)
+
+
+_typer_type = typer.core.TyperOption.display_type_rich
+typer.core.TyperOption.display_type_rich = _flag_type
+
+
+@bundled
 def signals(
-    model: ModelOpt,
     data: Annotated[Path, typer.Option("--data", "-d", help="JSONL with 'text' (and optional 'id').")],
-    out: OutOpt = None,
+    model: ModelOpts,
+    run: RunOpts,
+    cache: CacheOpts,
     batch_size: BatchOpt = 32,
-    long_text: LongTextOpt = "truncate",
-    device: DeviceOpt = None,
-    dtype: DtypeOpt = "float32",
-    trust_remote_code: RemoteCodeOpt = False,
-    allow_pickle: PickleOpt = False,
-    cache_dir: CacheOpt = None,
-    no_cache: NoCacheOpt = False,
-    json_out: JsonOpt = False,
-    quiet: QuietOpt = False,
 ):
     """Per-token signals of a model over a JSONL file: loss, entropy, greedy hits, coloured tokens."""
-    from rotelab.core.data import read_jsonl
-    from rotelab.core.inspect_signals import SignalsConfig, inspect_signals
-    from rotelab.core.models import resolve_model_dir
+    from rotelab.core.inspect_signals import signals as api
 
-    samples = read_jsonl(data)  # validate every input before a run folder exists
-    lm = open_model(model, device=device, dtype=dtype, long_text=long_text, trust_remote_code=trust_remote_code, allow_pickle=allow_pickle)
-    run = open_run(out, "signals", dict(model=model, data=data, batch_size=batch_size, long_text=long_text, dtype=dtype))
-    run.add_input("data", data)
-    run.note("tokenizer", str(resolve_model_dir(model)))
-    result = inspect_signals(lm, samples, run, SignalsConfig(batch_size), cache=open_cache(cache_dir, no_cache), progress=not quiet)
-    finish(run, result, as_json=json_out, quiet=quiet)
+    out = run.out_dir("signals")
+    result = api(model.path, data, out=out, batch_size=batch_size, load=model.load_options(), cache=cache.open(), overwrite=run.overwrite, progress=run.progress)
+    emit_run(result, run, out)
 
 
-@app.command()
 def report(run_dir: Annotated[Path, typer.Argument(help="A run folder.")]):
     """Rebuild a run folder's report.html."""
     from rotelab.report import build_report
@@ -74,23 +52,37 @@ def report(run_dir: Annotated[Path, typer.Argument(help="A run folder.")]):
     typer.echo(build_report(run_dir))
 
 
-@app.command()
+@bundled
 def demo(
-    out: Annotated[Path, typer.Option("--out", "-o", help="Demo folder; re-running resumes.")] = Path("runs/demo"),
+    run: RunOpts,
     preset: Annotated[str, typer.Option(help="Testbed preset (small: the demo; tiny: a one-minute smoke run).")] = "small",
-    seed: Annotated[int, typer.Option(help="Seed.")] = 0,
-    json_out: JsonOpt = False,
-    quiet: QuietOpt = False,
+    seed: SeedOpt = 0,
 ):
     """End-to-end demo: build the testbed, score it, unlearn, and write one report."""
     from rotelab.demo import run_demo
-    from rotelab.testbed.presets import get_preset
 
-    get_preset(preset)
-    result = run_demo(out, preset=preset, seed=seed, progress=not quiet)
-    from rotelab.core.runs import RunFolder
+    out = run.out or Path("runs/demo")
+    result = run_demo(out, preset=preset, seed=seed, progress=run.progress)
+    emit_run(result, run, out)
 
-    finish(RunFolder(out, command="demo", options={"preset": preset}, seed=seed), result, as_json=json_out, quiet=quiet)
+
+COMMANDS.register("signals", signals, order=10)
+COMMANDS.register("report", report, order=90)
+COMMANDS.register("demo", demo, order=0)
+
+
+def build_app() -> typer.Typer:
+    """The root command with every registered group and command, ordered by their ``order``."""
+    root = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False, help="Measure, locate and control memorization in neural networks.")
+    for e in sorted(COMMANDS.entries(), key=lambda e: (e.meta.get("order", 50), e.name)):
+        if isinstance(e.obj, typer.Typer):
+            root.add_typer(e.obj, name=e.name)
+        else:
+            root.command(e.name)(e.obj)
+    return root
+
+
+app = build_app()
 
 
 def main() -> None:

@@ -2,7 +2,8 @@ import json
 
 import pytest
 
-from rotelab.core.runs import RunFolder, atomic_write_text, read_parquet
+from rotelab.core.runs import RunFolder, read_parquet
+from rotelab.core.io import atomic_write_text
 from rotelab.errors import RotelabError
 
 

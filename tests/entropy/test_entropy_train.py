@@ -4,7 +4,7 @@ import torch
 from rotelab.entropy.gapt import GateConfig
 from rotelab.entropy.gapt_train import GaptConfig, sequence_batches, step_mbe, train_gapt
 from rotelab.entropy.mbe import patch_mbe
-from rotelab.testbed.train import ModelSpec, new_model
+from rotelab.core.training import ModelSpec, new_model
 
 SPEC = ModelSpec(n_layer=3, n_embd=32, n_head=2, n_positions=32, vocab_size=50)
 
@@ -62,7 +62,7 @@ def test_all_middle_policy_reports_the_mean_marker():
 
 def test_mbe_logger_plugs_into_the_testbed_trainer():
     from rotelab.entropy.measure import MBELogger
-    from rotelab.testbed.train import TrainSpec, collate, train_on_schedule
+    from rotelab.core.training import TrainSpec, collate, train_on_schedule
 
     data = _data(8, 16)
     model = new_model(SPEC, seed=0)

@@ -77,7 +77,7 @@ def micro(tmp_path_factory):
     torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("books")
     build = build_books_testbed(root / "tb", seed=0, progress=False, spec=MICRO)
-    run = RunFolder(root / "exp", command="extract books-experiment", options={}, seed=0)
+    run = RunFolder(root / "exp", command="extract books-experiment", options={"testbed": root / "tb"}, seed=0)
     res = run_books_experiment(root / "tb", run, seed=0, spec=MICRO_EXPERIMENT, progress=False)
     return root, build, res
 

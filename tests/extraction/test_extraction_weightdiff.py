@@ -11,7 +11,7 @@ from safetensors.torch import load_file, save_file
 from transformers import AutoModelForCausalLM
 from typer.testing import CliRunner
 
-from rotelab.extraction.cli import weightdiff_app
+from rotelab.cli import app as _app
 from rotelab.extraction.module_types import layer_index, module_type
 from rotelab.extraction.weightdiff import adapter_pairs, full_pairs, weight_diff
 
@@ -98,13 +98,13 @@ def test_lora_update_equals_merged_model_diff(arch_dirs, tmp_path, arch, targets
 
 def test_cli_weightdiff_json_keys_figures_and_one_source(arch_dirs, tmp_path):
     adapter, _ = _lora(arch_dirs["gpt2"], tmp_path, ["c_attn"], True)
-    r = runner.invoke(weightdiff_app, ["--base", str(arch_dirs["gpt2"]), "--adapter", str(adapter), "--out", str(tmp_path / "run"), "--json"])
+    r = runner.invoke(_app, ["weightdiff", "--base", str(arch_dirs["gpt2"]), "--adapter", str(adapter), "--out", str(tmp_path / "run"), "--json"])
     assert r.exit_code == 0, r.output
     res = json.loads(r.stdout)
     for group in [res, *res["by_type"].values(), *res["by_layer"].values()]:
         assert {"share_changed_gt_1pct", "share_changed_gt_100pct"} <= set(group)
     assert res["by_type"]["mlp"]["share_changed_gt_1pct"] == 0 and res["attention_mlp_ratio"] is None
     assert (tmp_path / "run/figures/weightdiff_heatmap.png").exists()
-    bad = runner.invoke(weightdiff_app, ["--base", str(arch_dirs["gpt2"]), "--out", str(tmp_path / "run2")])
+    bad = runner.invoke(_app, ["weightdiff", "--base", str(arch_dirs["gpt2"]), "--out", str(tmp_path / "run2")])
     assert bad.exit_code != 0 and "exactly one of --tuned" in str(bad.exception)
     assert not (tmp_path / "run2").exists()

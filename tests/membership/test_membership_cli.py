@@ -9,7 +9,8 @@ import pytest
 from typer.testing import CliRunner
 
 from rotelab.core.data import write_jsonl
-from rotelab.core.runs import read_json, read_parquet
+from rotelab.core.runs import read_parquet
+from rotelab.core.io import read_json
 from rotelab.membership.cli import mia_app, remind_app
 
 runner = CliRunner()

@@ -11,7 +11,7 @@ import torch
 from rotelab.core.generate import greedy_generate
 from rotelab.core.models import load_model
 from rotelab.errors import RotelabError
-from rotelab.steering.hooks import find_blocks, hooked, site_layer
+from rotelab.core.hooks import find_blocks, hooked, site_layer
 from rotelab.steering.probe import Probe, collect_activations, split_indices, train_probe
 from rotelab.steering.steer import SteerConfig, Steering, generate, steered_nll
 

@@ -51,7 +51,7 @@ def test_resuming_a_testbed_built_with_another_preset_is_refused(tiny_testbed, t
     shutil.copy(tiny_testbed / "manifest.json", tmp_path / "manifest.json")  # finished steps, tiny preset
     changed = dataclasses.replace(get_preset("tiny"), n_people=25)
     with pytest.raises(RotelabError, match="different 'tiny' preset"):
-        build_testbed(changed, RunFolder(tmp_path, command="testbed build", options={}, seed=0), seed=0, progress=False)
+        build_testbed(changed, RunFolder(tmp_path, command="testbed build", options={"preset": "tiny"}, seed=0), seed=0, progress=False)
     assert not (tmp_path / "splits").exists()
     ev = json.loads((tiny_testbed / "eval.json").read_text())
     assert ev["extraction_books_seen_ge20"]["n"] == sum(v["n"] for c, v in ev["extraction_books_by_copies"].items() if c.split()[0].isdigit() and int(c.split()[0]) >= 20)

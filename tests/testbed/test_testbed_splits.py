@@ -4,7 +4,7 @@ import pytest
 
 from rotelab.testbed.presets import PRESETS, get_preset
 from rotelab.testbed.splits import check_contract, make_splits
-from rotelab.testbed.train import schedule
+from rotelab.core.training import schedule
 
 
 def test_split_contract_holds(tiny_splits):

@@ -8,11 +8,10 @@ from typing import Annotated
 
 import typer
 
-from rotelab.cli_common import JsonOpt, OutOpt, QuietOpt, finish, open_run
+from rotelab.cli_common import group, JsonOpt, OutOpt, QuietOpt, finish, open_run
 from rotelab.errors import RotelabError
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
-                  help="How many parameters memorization costs: transformers with/without CoT, robust ReLU nets.")
+app = group("capacity", help="How many parameters memorization costs: transformers with/without CoT, robust ReLU nets.")
 
 
 def _ints(option: str, text: str, *, low: int = 1) -> tuple[int, ...]:
@@ -111,7 +110,7 @@ def bounds(
 ):
     """Thm 3.1 lower bound and the upper-bound regime for rho-robust memorization (no run folder)."""
     from rotelab.capacity.bounds import bounds_summary
-    from rotelab.core.runs import dumps
+    from rotelab.core.io import dumps
 
     s = bounds_summary(_ints("--n", str(n), low=1)[0], _ints("--d", str(d))[0], _floats("--rho", str(rho), low=0, high=1)[0])
     if json_out:

@@ -22,7 +22,8 @@ from typing import Any, Callable
 from rotelab.capacity.cot_data import ReasoningSet, check_conditions, pause_trace, prefix_conflicts, random_labels, single_symbol
 from rotelab.capacity.cot_model import TinyConfig, TinyTransformer, TrainConfig, n_params, train_memorize
 from rotelab.capacity.search import loglog_slope, width_search
-from rotelab.core.runs import RunFolder, read_json
+from rotelab.core.runs import RunFolder
+from rotelab.core.io import read_json
 
 ARMS = ("no_cot", "cot")
 

@@ -21,7 +21,8 @@ from rotelab.capacity.robust_data import orthogonal_frame, separated_points, sep
 from rotelab.capacity.robust_train import RobustTrainConfig, train_robust
 from rotelab.capacity.search import smallest_success
 from rotelab.capacity.verify import certify_ibp, mlp, n_params, pgd_l2
-from rotelab.core.runs import RunFolder, read_json
+from rotelab.core.runs import RunFolder
+from rotelab.core.io import read_json
 from rotelab.core.stats import clopper_pearson
 
 DATASETS = ("random", "frame")

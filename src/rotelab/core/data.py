@@ -5,12 +5,12 @@ Every problem is one :class:`RotelabError` line naming the file and line or fiel
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
+from rotelab.core.io import atomic_write_text
 from rotelab.errors import RotelabError
 
 
@@ -31,22 +31,34 @@ def _read_utf8(path: Path) -> str:
         raise RotelabError(f"{path}: is a folder, expected a file")
     raw = path.read_bytes()
     try:
-        return raw.decode("utf-8")
+        return raw.decode("utf-8-sig")  # a leading byte-order mark (Windows editors) is read, not refused
     except UnicodeDecodeError as e:
         line = raw[: e.start].count(b"\n") + 1
         raise RotelabError(f"{path}:{line}: not valid UTF-8 (byte {e.start})") from None
 
 
-def read_jsonl(path: Path | str, *, text_field: str = "text") -> list[Sample]:
-    """Read samples from JSONL: ``text`` required, ``id`` optional (default: 0-based line number).
+def _check_encodable(path: Path, lineno: int, name: str, text: str) -> None:
+    """JSON's \\ud800-style escapes can produce lone surrogates, which no tokenizer can encode."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise RotelabError(f"{path}:{lineno}: field '{name}' holds a lone surrogate (U+{ord(text[e.start]):04X} at character {e.start})") from None
+
+
+def read_jsonl(path: Path | str, *, text_field: str = "text", role: str | None = None) -> list[Sample]:
+    """Read samples from JSONL: ``text`` required, ``id`` optional.
+
+    A line without an id gets ``<role>:<n>`` (n its 0-based line number; ``role`` defaults to the
+    file's stem), so two files without ids never share one and their rows never mix in outputs.
 
     >>> import tempfile, os
     >>> p = os.path.join(tempfile.mkdtemp(), "x.jsonl")
     >>> _ = open(p, "w").write('{"text": "hello"}\\n{"id": "b", "text": "world"}\\n')
-    >>> [(s.id, s.text) for s in read_jsonl(p)]
-    [('0', 'hello'), ('b', 'world')]
+    >>> [(s.id, s.text) for s in read_jsonl(p, role="members")]
+    [('members:0', 'hello'), ('b', 'world')]
     """
     path = Path(path)
+    role = role or path.stem
     content = _read_utf8(path)
     samples: list[Sample] = []
     seen: set[str] = set()
@@ -66,7 +78,8 @@ def read_jsonl(path: Path | str, *, text_field: str = "text") -> list[Sample]:
             raise RotelabError(f"{path}:{lineno}: field '{text_field}' must be a string")
         if not text.strip():
             raise RotelabError(f"{path}:{lineno}: field '{text_field}' is empty")
-        sid = obj.get("id", str(lineno - 1))
+        _check_encodable(path, lineno, text_field, text)
+        sid = obj.get("id", f"{role}:{lineno - 1}")
         if not isinstance(sid, (str, int)):
             raise RotelabError(f"{path}:{lineno}: field 'id' must be a string")
         sid = str(sid)
@@ -80,10 +93,25 @@ def read_jsonl(path: Path | str, *, text_field: str = "text") -> list[Sample]:
     return samples
 
 
+def check_disjoint(a: Sequence[Sample], b: Sequence[Sample], what: str) -> None:
+    """Refuse two sample sets that share a text or an id (one line naming both and an example).
+
+    >>> check_disjoint([Sample("a", "x")], [Sample("b", "y")], "--members and --nonmembers")
+    >>> check_disjoint([Sample("a", "x")], [Sample("a", "y")], "--members and --nonmembers")
+    Traceback (most recent call last):
+    ...
+    rotelab.errors.RotelabError: --members and --nonmembers: 1 ids appear in both (e.g. 'a')
+    """
+    common = {s.text for s in a} & {s.text for s in b}
+    if common:
+        raise RotelabError(f"{what}: {len(common)} texts appear in both (e.g. '{min(common)[:60]}')")
+    shared = {s.id for s in a} & {s.id for s in b}
+    if shared:
+        raise RotelabError(f"{what}: {len(shared)} ids appear in both (e.g. '{min(shared)}')")
+
+
 def write_jsonl(path: Path | str, rows: Iterable[dict[str, Any]]) -> None:
     """Write rows as JSONL atomically (temporary file, then rename)."""
-    from rotelab.core.runs import atomic_write_text
-
     atomic_write_text(Path(path), "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
 
 
@@ -98,16 +126,3 @@ def read_book(path: Path | str) -> str:
     if not text.strip():
         raise RotelabError(f"{path}: the book is empty")
     return text
-
-
-def file_sha256(path: Path | str) -> str:
-    """SHA-256 of a file's bytes, streamed (for manifests)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def text_hash(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]

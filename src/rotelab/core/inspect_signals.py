@@ -3,20 +3,55 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from rotelab.core.api import DEFAULT_CACHE, as_model, as_samples, resolve_cache
 from rotelab.core.cache import SignalCache
 from rotelab.core.data import Sample
-from rotelab.core.models import LanguageModel
-from rotelab.core.runs import RunFolder
+from rotelab.core.models import LanguageModel, LoadOptions
+from rotelab.core.runs import RunFolder, open_run
 from rotelab.core.signals import compute_signals
+from rotelab.errors import RotelabError
 
 
 @dataclass(frozen=True)
 class SignalsConfig:
     batch_size: int = 32
+
+
+def signals(
+    model: LanguageModel | Path | str,
+    data: list[Sample] | list[str] | Path | str,
+    *,
+    out: Path | str | None = None,
+    batch_size: int = 32,
+    load: LoadOptions = LoadOptions(),
+    cache: SignalCache | None | object = DEFAULT_CACHE,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Per-token signals of ``model`` over ``data`` (a JSONL path, samples or strings), into a run folder.
+
+    Returns ``summary.json``'s content. ``model`` is a loaded :class:`LanguageModel` or a model /
+    testbed folder (opened with ``load``).
+
+    >>> # rotelab.signals("runs/demo/testbed", "runs/demo/testbed/splits/members.jsonl", out="runs/sig")
+    """
+    if batch_size < 1:
+        raise RotelabError(f"--batch-size must be >= 1; got {batch_size}")
+    samples = as_samples(data, role="data")  # every input validated before a run folder exists
+    lm = as_model(model, load)
+    inputs = {"data": data} if isinstance(data, (str, Path)) else {}
+    with open_run(out, "signals", dict(model=model if isinstance(model, (str, Path)) else lm.name, data=data if inputs else "in memory", batch_size=batch_size, long_text=lm.long_text, dtype=str(getattr(lm, "dtype", ""))), inputs=inputs, models={"model": lm.cache_namespace}, overwrite=overwrite, volatile=("batch_size",)) as run:
+        run.note("tokenizer", str(getattr(lm, "source", "") or ""))
+        result = inspect_signals(lm, samples, run, SignalsConfig(batch_size), cache=resolve_cache(cache), progress=progress)
+        from rotelab.report import build_report
+
+        build_report(run.path)
+    return result
 
 
 def record_long_text(run: RunFolder, counts) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -51,6 +52,20 @@ class LanguageModel:
     def require(self, needed: Access, *, method: str) -> None:
         require(self.access, needed, method=method, backend=self.backend)
 
+    @property
+    def bos_ids(self) -> list[int]:
+        """The ids the tokenizer puts before every text ([] for GPT-2-style tokenizers, [bos] for Llama).
+
+        Found as the common prefix of two texts that share no first character.
+        """
+        if not hasattr(self, "_bos_ids"):
+            a, b = self.tokenize(["a", "Z"])
+            n = 0
+            while n < min(len(a), len(b)) and a[n] == b[n]:
+                n += 1
+            self._bos_ids = list(a[:n])
+        return self._bos_ids
+
     # -- LOGPROBS ---------------------------------------------------------------------------
     def tokenize(self, texts: list[str]) -> list[list[int]]:
         raise NotImplementedError
@@ -80,16 +95,18 @@ class HFLanguageModel(LanguageModel):
     access = frozenset(Access)
     backend = "hugging-face"
 
-    def __init__(self, model, tokenizer, *, name: str = "model", long_text: str = "truncate", fingerprint: str | None = None):
+    def __init__(self, model, tokenizer, *, name: str = "model", long_text: str = "truncate", fingerprint: str | None = None, source: Path | None = None):
         if long_text not in LONG_TEXT_POLICIES:
             raise RotelabError(f"--long-text must be one of {', '.join(LONG_TEXT_POLICIES)}; got '{long_text}'")
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.name = name
+        self.source = source  # the folder it was loaded from, if any
         self.long_text = long_text
         self.device = next(model.parameters()).device
         self.dtype = next(model.parameters()).dtype
         self.max_length = context_length(model.config, tokenizer)
+        self.n_embeddings = int(model.get_input_embeddings().weight.shape[0])
         self.pad_id = _pad_id(tokenizer, model.config)
         self._fingerprint = fingerprint or fingerprint_module(model)
         self._tok_fingerprint = fingerprint_tokenizer(tokenizer)
@@ -107,7 +124,14 @@ class HFLanguageModel(LanguageModel):
     # -- LOGPROBS ---------------------------------------------------------------------------
     def tokenize(self, texts: list[str]) -> list[list[int]]:
         # The tokenizer's own default for special tokens (Llama adds BOS, GPT-2 adds nothing).
-        return [list(x) for x in self.tokenizer(texts, add_special_tokens=True)["input_ids"]]
+        out = [list(x) for x in self.tokenizer(texts, add_special_tokens=True)["input_ids"]]
+        for i, x in enumerate(out):
+            if x and max(x) >= self.n_embeddings:  # len(tokenizer) may legitimately differ from the rows (Pythia, OPT)
+                raise RotelabError(
+                    f"text {i} ('{texts[i][:40]}'): token id {max(x)} is beyond the model's {self.n_embeddings} embedding rows; "
+                    "the tokenizer does not belong to this model"
+                )
+        return out
 
     def detokenize(self, ids: Sequence[int]) -> str:
         return self.tokenizer.decode(list(ids), skip_special_tokens=True)
@@ -326,12 +350,53 @@ def _check_weights(p: Path, allow_pickle: bool) -> bool:
 
 
 def pick_device(device: str | None) -> torch.device:
-    if device:
-        return torch.device(device)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    """``device`` (checked: it must exist on this machine), or cuda when available, else cpu."""
+    if not device:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise RotelabError(f"--device must be cpu, cuda, cuda:N or mps; got '{device}'") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise RotelabError(f"--device {device}: this machine has no CUDA device (use --device cpu)")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise RotelabError(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA devices")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise RotelabError(f"--device {device}: MPS is not available on this machine")
+    return dev
 
 
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    """How to open a model folder: the model options every model command takes.
+
+    device : cpu, cuda, cuda:N (default: cuda when available).
+    dtype : float32 | bfloat16 | float16.
+    long_text : texts longer than the context: truncate | window | error.
+    trust_remote_code : run the folder's own Python code (off by default).
+    allow_pickle : load pickle (``*.bin``) weights, which can run code (off: safetensors only).
+    """
+
+    device: str | None = None
+    dtype: str = "float32"
+    long_text: str = "truncate"
+    trust_remote_code: bool = False
+    allow_pickle: bool = False
+
+    def validate(self) -> None:
+        """One line for a bad value, before anything is loaded or written."""
+        if self.dtype not in _DTYPES:
+            raise RotelabError(f"--dtype must be one of {', '.join(_DTYPES)}; got '{self.dtype}'")
+        if self.long_text not in LONG_TEXT_POLICIES:
+            raise RotelabError(f"--long-text must be one of {', '.join(LONG_TEXT_POLICIES)}; got '{self.long_text}'")
+        pick_device(self.device)
+
+    def load(self, path: Path | str) -> "HFLanguageModel":
+        return load_model(path, **asdict(self))
 
 
 def load_model(
@@ -351,10 +416,9 @@ def load_model(
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
+    LoadOptions(device, dtype, long_text, trust_remote_code, allow_pickle).validate()
     p = resolve_model_dir(path)
     safetensors = _check_weights(p, allow_pickle)
-    if dtype not in _DTYPES:
-        raise RotelabError(f"--dtype must be one of {', '.join(_DTYPES)}; got '{dtype}'")
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
     try:
@@ -368,4 +432,14 @@ def load_model(
     except Exception as e:
         raise RotelabError(f"{p}: cannot load the model ({type(e).__name__}: {str(e).splitlines()[0][:200]})") from None
     model.to(pick_device(device))
-    return HFLanguageModel(model, tok, name=p.parent.name if p.name == "model" else p.name, long_text=long_text, fingerprint=fingerprint_folder(p))
+    lm = HFLanguageModel(model, tok, name=p.parent.name if p.name == "model" else p.name, long_text=long_text, fingerprint=fingerprint_folder(p), source=p)
+    try:
+        lm.tokenize([_PROBE_TEXT])
+    except RotelabError as e:
+        raise RotelabError(f"{p}: {str(e).split(': ', 1)[1]}") from None
+    return lm
+
+
+# Letters, digits, punctuation, accents and CJK: a tokenizer that belongs to the model maps it
+# into the embedding rows.
+_PROBE_TEXT = "The quick brown fox, 1994: naïve café — 東京."

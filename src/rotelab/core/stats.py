@@ -88,6 +88,36 @@ def bootstrap_ci(x, statistic=np.mean, *, n_boot: int = 1000, seed: int = 0, lev
     return float(r.confidence_interval.low), float(r.confidence_interval.high)
 
 
+def paired_bootstrap_ci(data, statistic, *, n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> tuple[float, float] | None:
+    """Percentile-bootstrap interval of ``statistic(*data)``, resampling the rows of the arrays in
+    ``data`` jointly (scipy.stats.bootstrap with ``paired=True``).
+
+    Resamples where the statistic is undefined (NaN, e.g. a ratio to a zero mean or a rank
+    correlation of a constant) are left out of the percentiles; None below 2 rows or when no
+    resample is defined.
+
+    >>> a, b = np.arange(1.0, 21.0), np.arange(1.0, 21.0) + 1
+    >>> lo, hi = paired_bootstrap_ci((a, b), lambda x, y: np.mean(y - x))
+    >>> (lo, hi)  # every paired difference is 1: the interval is exact
+    (1.0, 1.0)
+    """
+    arrays = tuple(np.asarray(x, dtype=float) for x in data)
+    n = len(arrays[0])
+    if any(len(x) != n for x in arrays):
+        raise ValueError(f"paired samples differ in length: {[len(x) for x in arrays]}")
+    if n < 2:
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # scipy warns about degenerate (NaN) resamples; they are dropped below
+        r = _st.bootstrap(arrays, statistic, paired=True, vectorized=False, n_resamples=n_boot, confidence_level=level, method="percentile", random_state=seed)
+    dist = np.asarray(r.bootstrap_distribution, dtype=float)
+    dist = dist[np.isfinite(dist)]
+    if len(dist) == 0:
+        return None
+    a = (1 - level) / 2
+    return float(np.percentile(dist, 100 * a)), float(np.percentile(dist, 100 * (1 - a)))
+
+
 def seed_interval(values, *, level: float = 0.95) -> dict:
     """Mean over seeds with a Student-t interval m +- t_{n-1} s / sqrt(n) (None for one seed)."""
     v = np.asarray(values, dtype=float)

@@ -1,99 +1,60 @@
 """``rotelab demo``: the end-to-end tour on the ``small`` testbed, one step per capability.
 
-Each step writes its own sub-run folder under the demo folder; the demo's report shows every
-sub-run's sections in order. Re-running resumes: finished steps are skipped.
+The demo first builds the testbed (``<out>/testbed``); then every registered step runs in its
+``order``, each writing its own sub-run folder under the demo folder. A capability adds a step by
+decorating a function ``step(testbed, out, progress)`` in its own ``demo.py`` with
+:func:`register_step`. The demo's report shows every sub-run's sections in order. Re-running
+resumes: finished steps are skipped.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from rotelab.core.registry import Registry, discover
 from rotelab.core.runs import RunFolder
 
-
-@dataclass(frozen=True)
-class DemoStep:
-    name: str  # sub-folder
-    title: str
-    run: Callable[[Path, Path, bool], None]  # (testbed, out, progress)
+Step = Callable[[Path, Path, bool], None]  # (testbed, out, progress)
+STEPS: Registry[Step] = Registry("demo step", discover=discover("demo"))
 
 
-def _testbed(preset: str, seed: int) -> Callable[[Path, Path, bool], None]:
-    def go(testbed: Path, out: Path, progress: bool) -> None:
-        from rotelab.testbed.build import build_testbed
-        from rotelab.testbed.presets import get_preset
-
-        build_testbed(get_preset(preset), RunFolder(out, command="testbed build", options={"preset": preset}, seed=seed), seed=seed, progress=progress)
-
-    return go
+def register_step(name: str, *, title: str, order: int) -> Callable[[Step], Step]:
+    """File a demo step under ``name`` (its sub-folder); ``order`` places it in the tour."""
+    return STEPS.register(name, title=title, order=order)
 
 
-def _signals(testbed: Path, out: Path, progress: bool) -> None:
-    from rotelab.core.cache import SignalCache
-    from rotelab.core.data import read_jsonl
-    from rotelab.core.inspect_signals import inspect_signals
-    from rotelab.core.models import load_model
-
-    run = RunFolder(out, command="signals", options={"model": testbed / "model", "data": testbed / "splits/members.jsonl"})
-    run.note("tokenizer", str(testbed / "model"))
-    samples = [s for s in read_jsonl(testbed / "splits" / "members.jsonl") if s.meta.get("kind") == "book"]
-    samples = sorted(samples, key=lambda s: -s.meta["copies"])[:40] + samples[-40:]
-    inspect_signals(load_model(testbed), samples, run, cache=SignalCache(), progress=progress)
+def plan() -> list[tuple[str, str, Step]]:
+    """(name, title, step) of every registered step, in order."""
+    return [(e.name, e.meta["title"], e.obj) for e in sorted(STEPS.entries(), key=lambda e: (e.meta["order"], e.name))]
 
 
-def _unlearn(method: str) -> Callable[[Path, Path, bool], None]:
-    def go(testbed: Path, out: Path, progress: bool) -> None:
-        from rotelab.testbed.unlearn import UnlearnConfig, unlearn
+def _build_testbed(out: Path, preset: str, seed: int, progress: bool) -> None:
+    from rotelab.testbed.build import build_testbed
+    from rotelab.testbed.presets import get_preset
 
-        run = RunFolder(out, command="testbed unlearn", options={"testbed": testbed, "method": method}, seed=0)
-        if not run.is_done("unlearn"):
-            run.step("unlearn", lambda: unlearn(testbed, UnlearnConfig(method=method), run, progress=progress))
-
-    return go
-
-
-def _lazy(module: str, fn: str = "demo_step") -> Callable[[Path, Path, bool], None]:
-    """A capability's own ``demo_step(testbed, out, progress)``, imported when the step runs."""
-
-    def go(testbed: Path, out: Path, progress: bool) -> None:
-        import importlib
-
-        getattr(importlib.import_module(module), fn)(testbed, out, progress)
-
-    return go
-
-
-def steps(preset: str, seed: int) -> list[DemoStep]:
-    """The demo's steps, in order. Each capability adds its own here."""
-    return [
-        DemoStep("testbed", "Testbed", _testbed(preset, seed)),
-        DemoStep("signals", "Per-token signals", _signals),
-        DemoStep("mia", "Membership inference", _lazy("rotelab.membership.demo", "mia_demo_step")),
-        DemoStep("unlearn-graddiff", "Unlearning (gradient difference)", _unlearn("graddiff")),
-        DemoStep("remind", "REMIND: residual memorization after unlearning", _lazy("rotelab.membership.demo")),
-        DemoStep("extract-book", "Book extraction (Alice, sliding)", _lazy("rotelab.extraction.demo")),
-        DemoStep("entropy", "Matrix-based entropy per layer", _lazy("rotelab.entropy.demo")),
-        DemoStep("steering", "Dynamic Mode Steering (probe + steering)", _lazy("rotelab.steering.demo")),
-    ]
+    with RunFolder(out, command="testbed build", options={"preset": preset}, seed=seed) as run:
+        build_testbed(get_preset(preset), run, seed=seed, progress=progress)
 
 
 def run_demo(out: Path, *, preset: str = "small", seed: int = 0, progress: bool = True) -> dict:
-    from rich.console import Console
+    from rotelab.core.console import console
+    from rotelab.core.io import read_json
+    from rotelab.report import build_report
+    from rotelab.testbed.presets import get_preset
 
-    console = Console(stderr=True)
-    demo = RunFolder(out, command="demo", options={"preset": preset}, seed=seed)
+    get_preset(preset)  # a one-line error before anything is written
+    out = Path(out)
     testbed = out / "testbed"
-    plan = steps(preset, seed)
-    demo.manifest["subruns"] = [{"name": s.name, "title": s.title} for s in plan]
-    demo.save_manifest()
-    for i, s in enumerate(plan, 1):
-        if demo.is_done(s.name):
-            console.print(f"[dim]{i}/{len(plan)} {s.title}: done earlier, skipped[/]")
-            continue
-        console.print(f"[bold]{i}/{len(plan)} {s.title}[/]")
-        demo.step(s.name, lambda s=s: s.run(testbed, out / s.name, progress))
-    from rotelab.core.runs import read_json
-
+    steps = [("testbed", "Testbed", lambda tb, o, p: _build_testbed(o, preset, seed, p))] + plan()
+    with RunFolder(out, command="demo", options={"preset": preset}, seed=seed) as demo:
+        demo.manifest["subruns"] = [{"name": n, "title": t} for n, t, _ in steps]
+        demo.save_manifest()
+        for i, (name, title, fn) in enumerate(steps, 1):
+            if demo.is_done(name):
+                console().print(f"[dim]{i}/{len(steps)} {title}: done earlier, skipped[/]")
+                continue
+            console().print(f"[bold]{i}/{len(steps)} {title}[/]")
+            demo.step(name, lambda fn=fn, name=name: fn(testbed, out / name, progress))
+        build_report(out)
     return {"run": str(out), "testbed": read_json(testbed / "eval.json")["loss_auc_books_seen_ge4"]}

@@ -9,11 +9,10 @@ from typing import Annotated, Optional
 
 import typer
 
-from rotelab.cli_common import JsonOpt, OutOpt, QuietOpt, SeedOpt, finish, open_run
+from rotelab.cli_common import group, JsonOpt, OutOpt, QuietOpt, SeedOpt, finish, open_run
 from rotelab.errors import RotelabError
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
-                  help="Text-to-image diffusion memorization: replication, detection, pruning mitigations, DoRI, locality.")
+app = group("diffusion", help="Text-to-image diffusion memorization: replication, detection, pruning mitigations, DoRI, locality.")
 testbed_app = typer.Typer(no_args_is_help=True, help="The diffusion testbed.")
 app.add_typer(testbed_app, name="testbed")
 
@@ -76,7 +75,7 @@ def testbed_build(preset: Annotated[Preset, typer.Option("--preset", help="tiny 
     run = open_run(out, "diffusion testbed build", {"preset": preset.value, **asdict(cfg)}, seed=seed)
     res = run.step("train", lambda: build_testbed(run.path, cfg, progress=not quiet))
     if res is None:
-        from rotelab.core.runs import read_json
+        from rotelab.core.io import read_json
 
         res = {k: v for k, v in read_json(run.file("train.json")).items() if k != "losses"}
     run.write_json("testbed.json", res)

@@ -87,7 +87,7 @@ def summary_rows(mitigation: dict) -> list[dict]:
 def save(path: Path, mitigation: dict) -> None:
     import io
 
-    from rotelab.core.runs import atomic_write_bytes
+    from rotelab.core.io import atomic_write_bytes
 
     buf = io.BytesIO()
     torch.save(mitigation, buf)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
-from rotelab.core.runs import read_json
+from rotelab.core.io import read_json
 from rotelab.report.html import img, metric_rows, table
 from rotelab.report.registry import register_section
 

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from rotelab.core.runs import atomic_write_text, write_json
+from rotelab.core.io import atomic_write_text, write_json
 from rotelab.diffusion.model import DiffusionModel, WordIdTokenizer, save_image
 
 

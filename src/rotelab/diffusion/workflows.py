@@ -10,7 +10,8 @@ import numpy as np
 import torch
 from rich.progress import Progress
 
-from rotelab.core.runs import RunFolder, read_json
+from rotelab.core.runs import RunFolder
+from rotelab.core.io import read_json
 from rotelab.diffusion import adversarial as adv
 from rotelab.diffusion import detect as det
 from rotelab.diffusion import figures, locality, mitigate, nemo, wanda

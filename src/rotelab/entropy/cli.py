@@ -10,12 +10,13 @@ from typing import Annotated, Optional
 import typer
 
 from rotelab.cli_common import (
+    group,
     BatchOpt, DeviceOpt, DtypeOpt, JsonOpt, LongTextOpt, ModelOpt, OutOpt, PickleOpt, QuietOpt,
     RemoteCodeOpt, SeedOpt, finish, open_model, open_run,
 )
 from rotelab.errors import RotelabError
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help="Matrix-based entropy of representations; GAPT training.")
+app = group("entropy", help="Matrix-based entropy of representations; GAPT training.")
 
 PatchOpt = Annotated[int, typer.Option("--patch", help="Tokens per patch (the paper's 8).")]
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-
 from rotelab.core.runs import RunFolder
+from rotelab.demo import register_step
 
 N_PER_GROUP = 150  # ~300 texts: well under a minute on 2 cores for the small testbed
 
 
+@register_step("entropy", title="Matrix-based entropy per layer", order=70)
 def demo_step(testbed: Path, out: Path, progress: bool) -> None:
     """Write an ``entropy mbe`` run of ``testbed/model`` over book members and non-members into ``out``."""
     from dataclasses import replace

@@ -17,7 +17,7 @@ import torch
 
 from rotelab.entropy.gapt import COMPRESS, Gate, GateConfig, compress_loss, middle_layers, rotate_layer
 from rotelab.entropy.mbe import patch_mbe
-from rotelab.testbed.train import TrainSpec, lr_at
+from rotelab.core.training import TrainSpec, lr_at
 
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # input_ids, attention_mask, labels: (B, T)
 
@@ -107,7 +107,7 @@ def sequence_batches(token_ids: list[list[int]], batch_size: int, *, seed: int, 
     """``next_batch(step)``: shuffled epochs over ``token_ids``, padded with the testbed's collate."""
     import random
 
-    from rotelab.testbed.train import collate
+    from rotelab.core.training import collate
 
     order: list[int] = []
     rng = random.Random(seed)

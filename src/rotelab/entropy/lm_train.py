@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from rotelab.core.runs import RunFolder, read_json
+from rotelab.core.runs import RunFolder
+from rotelab.core.io import read_json
 from rotelab.entropy.gapt_train import GaptConfig, sequence_batches, train_gapt
 from rotelab.entropy.mbe import patch_mbe
 
@@ -44,7 +45,7 @@ def book_passages(books: tuple[str, ...], words: int, *, seed: int, heldout_shar
 @torch.no_grad()
 def evaluate_lm(model, token_ids: list[list[int]], *, batch_size: int = 32, patch: int = 8) -> dict[str, Any]:
     """Held-out mean token CE and per-layer MBE (mean over all valid patches)."""
-    from rotelab.testbed.train import collate
+    from rotelab.core.training import collate
 
     model.eval()
     nll = n_tok = 0.0
@@ -65,10 +66,10 @@ def evaluate_lm(model, token_ids: list[list[int]], *, batch_size: int = 32, patc
 def train_lm(cfg: LMTrainConfig, run: RunFolder, *, progress: bool = True) -> dict[str, Any]:
     from transformers import PreTrainedTokenizerFast
 
-    from rotelab.testbed.build import save_model_dir
+    from rotelab.core.training import save_model_dir
     from rotelab.testbed.presets import get_preset
-    from rotelab.testbed.tokenizer import train_tokenizer
-    from rotelab.testbed.train import new_model
+    from rotelab.core.training import train_tokenizer
+    from rotelab.core.training import new_model
 
     p = get_preset(cfg.preset)
     spec = replace(p.model, n_layer=cfg.n_layer or p.model.n_layer)

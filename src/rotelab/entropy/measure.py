@@ -132,7 +132,7 @@ class MBELogger:
 
 def mbe_run(lm, samples: list[Sample], run, cfg: MBEConfig = MBEConfig(), *, progress: bool = False) -> dict[str, Any]:
     """``rotelab entropy mbe``: per-text parquet, per-layer summary JSON and figure in ``run``."""
-    from rotelab.core.runs import read_json
+    from rotelab.core.io import read_json
     from rotelab.entropy.figures import layer_mbe_figure
 
     def compute():

@@ -117,15 +117,9 @@ def windows(body: list[int], cfg: BookConfig) -> list[tuple[int, list[int], list
     return out
 
 
-def _bos_ids(lm: LanguageModel) -> list[int]:
-    """The special token(s) the tokenizer prepends to every text (Llama's BOS), else []."""
-    a, b = lm.tokenize(["a", "b"])
-    return a[:1] if len(a) > 1 and a[0] == b[0] else []
-
-
 def book_tokens(lm: LanguageModel, text: str) -> tuple[list[int], list[int]]:
     """(BOS ids, the book's token ids without them)."""
-    bos = _bos_ids(lm)
+    bos = lm.bos_ids
     ids = lm.tokenize([text])[0]
     return bos, ids[len(bos) :]
 

@@ -32,7 +32,8 @@ import numpy as np
 import torch
 
 from rotelab.core import stats
-from rotelab.core.runs import RunFolder, read_json, read_parquet
+from rotelab.core.runs import RunFolder, read_parquet
+from rotelab.core.io import read_json
 from rotelab.errors import RotelabError
 from rotelab.extraction import book as B
 
@@ -371,7 +372,7 @@ def run_books_experiment(testbed: Path, run: RunFolder, *, seed: int = 0, spec: 
 
     from rotelab.core.models import resolve_model_dir
     from rotelab.extraction.books_testbed import read_excerpts
-    from rotelab.testbed.build import save_model_dir
+    from rotelab.core.training import save_model_dir
 
     testbed = Path(testbed)
     excerpts = read_excerpts(testbed)

@@ -34,10 +34,11 @@ from pathlib import Path
 from typing import Any
 
 from rotelab.core.data import write_jsonl
-from rotelab.core.runs import RunFolder, read_json
+from rotelab.core.runs import RunFolder
+from rotelab.core.io import read_json
 from rotelab.errors import RotelabError
 from rotelab.testbed import corpora
-from rotelab.testbed.train import ModelSpec, TrainSpec
+from rotelab.core.training import ModelSpec, TrainSpec
 
 
 @dataclass(frozen=True)
@@ -196,9 +197,9 @@ def build_books_testbed(out: Path, *, seed: int = 0, progress: bool = True, spec
     """
     from transformers import PreTrainedTokenizerFast
 
-    from rotelab.testbed.build import save_model_dir
-    from rotelab.testbed.tokenizer import train_tokenizer
-    from rotelab.testbed.train import new_model, train_on_schedule
+    from rotelab.core.training import save_model_dir
+    from rotelab.core.training import train_tokenizer
+    from rotelab.core.training import new_model, train_on_schedule
 
     out = Path(out)
     run = run or RunFolder(out, command="testbed build", options={"preset": spec.name}, seed=seed)

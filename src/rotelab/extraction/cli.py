@@ -8,15 +8,14 @@ from typing import Annotated, Optional
 import typer
 
 from rotelab.cli_common import (
+    COMMANDS, group,
     BatchOpt, DeviceOpt, DtypeOpt, JsonOpt, ModelOpt, OutOpt, PickleOpt, QuietOpt, RemoteCodeOpt, SeedOpt,
     finish, open_model, open_run,
 )
 from rotelab.errors import RotelabError
 from rotelab.extraction.books_cli import books_experiment
 
-extract_app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False, help="Verbatim extraction by prefix prompting (books, training samples).")
-
-weightdiff_app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+extract_app = group("extract", help="Verbatim extraction by prefix prompting (books, training samples).")
 
 PrefixOpt = Annotated[int, typer.Option("--prefix-tokens", help="Prompt length in tokens (after any BOS).")]
 SuffixOpt = Annotated[int, typer.Option("--suffix-tokens", help="Greedy tokens compared with the true continuation.")]
@@ -91,7 +90,6 @@ def samples(
     finish(run, result, as_json=json_out, quiet=quiet)
 
 
-@weightdiff_app.command()
 def weightdiff(
     base: Annotated[Path, typer.Option("--base", help="Base model folder (or testbed folder).")],
     tuned: Annotated[Optional[Path], typer.Option("--tuned", help="Fine-tuned model folder, same architecture.")] = None,
@@ -118,3 +116,4 @@ def weightdiff(
 
 
 extract_app.command("books-experiment")(books_experiment)
+COMMANDS.register("weightdiff", weightdiff, order=40)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-
 from rotelab.core.runs import RunFolder
+from rotelab.demo import register_step
 
 DEMO_BOOK = "alice29"
 DEMO_MAX_WINDOWS = 600  # ~1 minute on 2 cores for the small preset (0.9M parameters, ctx 128)
 
 
+@register_step("extract-book", title="Book extraction (Alice, sliding)", order=60)
 def demo_step(testbed: Path, out: Path, progress: bool) -> None:
     """Write an ``extract book`` run into ``out``: paper defaults fitted to the testbed's context
     (recorded in the manifest), first ``DEMO_MAX_WINDOWS`` windows of the trimmed book."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
-from rotelab.core.runs import read_json
+from rotelab.core.io import read_json
 from rotelab.report.html import img, rate_cell, table
 from rotelab.report.registry import register_section
 from rotelab.extraction import books_report  # noqa: F401  (registers the books-experiment section)

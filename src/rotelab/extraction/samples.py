@@ -19,42 +19,8 @@ import numpy as np
 
 from rotelab.core.access import Access
 from rotelab.core.models import LanguageModel
+from rotelab.core.extractable import Extraction, k_extractable  # noqa: F401  (re-used by the workflows)
 from rotelab.core.similarity import bleu
-
-
-@dataclass(frozen=True)
-class Extraction:
-    """Per text: ``score`` share of suffix tokens matched; ``exact`` all matched; None if too short."""
-
-    score: float | None
-    exact: bool | None
-    generated: list[int] | None
-
-
-def k_extractable(lm: LanguageModel, texts: list[str], *, prefix: int = 32, suffix: int = 32, batch_size: int = 64, progress: bool = False) -> list[Extraction]:
-    """Greedy ``suffix`` tokens after the first ``prefix`` tokens of each text vs the true ones.
-
-    The prefix counts tokens after any BOS the tokenizer prepends. Texts with fewer than
-    ``prefix + suffix`` tokens get ``Extraction(None, None, None)``.
-    """
-    lm.require(Access.GENERATION, method="k-extractability")
-    ids = lm.tokenize(texts)
-    bos = _bos_len(lm)
-    usable = [i for i, x in enumerate(ids) if len(x) >= bos + prefix + suffix]
-    prompts = [ids[i][: bos + prefix] for i in usable]
-    gens = lm.greedy(prompts, suffix, batch_size=batch_size, progress=progress) if prompts else []
-    out = [Extraction(None, None, None)] * len(texts)
-    for i, g in zip(usable, gens):
-        target = ids[i][bos + prefix : bos + prefix + suffix]
-        match = np.asarray(g) == np.asarray(target)
-        out[i] = Extraction(float(match.mean()), bool(match.all()), g)
-    return out
-
-
-def _bos_len(lm: LanguageModel) -> int:
-    """1 when the tokenizer prepends a special token to every text, else 0."""
-    a, b = lm.tokenize(["a", "b"])
-    return 1 if len(a) > 1 and a[0] == b[0] else 0
 
 
 def exact_memorization(hits: np.ndarray) -> float:
@@ -84,7 +50,7 @@ def extraction_strength(hits: np.ndarray) -> float:
 def teacher_forced_hits(lm: LanguageModel, texts: list[str], *, prefix: int, suffix: int, batch_size: int = 32) -> list[np.ndarray | None]:
     """Per text, for each suffix token: is it the model's argmax given the true preceding tokens?"""
     ids = lm.tokenize(texts)
-    bos = _bos_len(lm)
+    bos = len(lm.bos_ids)
     n = bos + prefix + suffix
     usable = [i for i, x in enumerate(ids) if len(x) >= n]
     out: list[np.ndarray | None] = [None] * len(texts)

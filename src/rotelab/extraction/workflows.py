@@ -12,7 +12,8 @@ import numpy as np
 from rotelab.core import stats
 from rotelab.core.data import Sample
 from rotelab.core.models import LanguageModel
-from rotelab.core.runs import RunFolder, atomic_write_text, read_parquet
+from rotelab.core.runs import RunFolder, read_parquet
+from rotelab.core.io import atomic_write_text
 from rotelab.extraction import book as B
 from rotelab.extraction import samples as S
 from rotelab.extraction.summary import plot_along_book, summarize_book
@@ -84,7 +85,7 @@ def extract_samples(lm: LanguageModel, samples: list[Sample], cfg: SamplesConfig
         ext = S.k_extractable(lm, texts, prefix=P, suffix=T, batch_size=cfg.batch_size, progress=progress)
         hits = S.teacher_forced_hits(lm, texts, prefix=P, suffix=T, batch_size=cfg.batch_size)
         ids = lm.tokenize(texts)
-        bos = S._bos_len(lm)
+        bos = len(lm.bos_ids)
         cols: dict[str, list] = {k: [] for k in ("id", "copies", "match", "exact", "em", "es", "regurgitated", "generated")}
         for s, e, h, x in zip(samples, ext, hits, ids):
             cols["id"].append(s.id)

@@ -8,13 +8,14 @@ from typing import Annotated, Optional
 import typer
 
 from rotelab.cli_common import (
+    group,
     BatchOpt, CacheOpt, DeviceOpt, DtypeOpt, JsonOpt, LongTextOpt, ModelOpt, NoCacheOpt, OutOpt,
     PickleOpt, QuietOpt, RemoteCodeOpt, SeedOpt, finish, open_cache, open_model, open_run,
 )
 from rotelab.errors import RotelabError
 
-mia_app = typer.Typer(no_args_is_help=True, help="Membership inference: loss, zlib, lowercase, reference, Min-K%, Min-K%++, neighbourhood, GradNorm, ReCaLL.")
-remind_app = typer.Typer(no_args_is_help=True, help="REMIND: residual memorization after unlearning, from input loss landscapes.")
+mia_app = group("mia", help="Membership inference: loss, zlib, lowercase, reference, Min-K%, Min-K%++, neighbourhood, GradNorm, ReCaLL.")
+remind_app = group("remind", help="REMIND: residual memorization after unlearning, from input loss landscapes.")
 
 RefOpt = Annotated[Optional[Path], typer.Option("--reference", help="Reference model folder (same tokenizer) for the 'reference' attack.")]
 

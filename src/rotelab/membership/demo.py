@@ -6,8 +6,10 @@ from pathlib import Path
 
 from rotelab.core.data import read_jsonl
 from rotelab.core.runs import RunFolder
+from rotelab.demo import register_step
 
 
+@register_step("mia", title="Membership inference", order=30)
 def mia_demo_step(testbed: Path, out: Path, progress: bool) -> None:
     """Every attack on 100 high-copy book members vs 100 non-member book passages of the testbed."""
     from rotelab.core.models import load_model
@@ -24,6 +26,7 @@ def mia_demo_step(testbed: Path, out: Path, progress: bool) -> None:
                                         prefix_texts=[s.text for s in read_jsonl(sp / "prefix_pool.jsonl")], progress=progress))
 
 
+@register_step("remind", title="REMIND: residual memorization after unlearning", order=50)
 def demo_step(testbed: Path, out: Path, progress: bool) -> None:
     """REMIND on the demo's gradient-difference model (``<demo>/unlearn-graddiff/model``), falling
     back to the testbed's own model when that step has not run; up to 100 facts per state, K = 4."""

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from rotelab.core.runs import RunFolder, read_json, read_parquet
+from rotelab.core.runs import RunFolder, read_parquet
+from rotelab.core.io import read_json
 from rotelab.core.signals import compute_signals
 from rotelab.core.stats import summarize
 from rotelab.membership.attacks import ATTACKS

@@ -12,7 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from rotelab.core.runs import RunFolder, read_json, read_parquet
+from rotelab.core.runs import RunFolder, read_parquet
+from rotelab.core.io import read_json
 from rotelab.recsys.cache import SummaryCache
 from rotelab.recsys.metrics import paired_rel_diff
 from rotelab.recsys.models import KINDS

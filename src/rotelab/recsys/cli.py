@@ -9,11 +9,10 @@ from typing import Annotated
 
 import typer
 
-from rotelab.cli_common import JsonOpt, OutOpt, QuietOpt, SeedOpt, finish, open_run
+from rotelab.cli_common import group, JsonOpt, OutOpt, QuietOpt, SeedOpt, finish, open_run
 from rotelab.errors import RotelabError
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
-                  help="Recommendation over lifelong user histories at fixed serving cost (VISTA).")
+app = group("recsys", help="Recommendation over lifelong user histories at fixed serving cost (VISTA).")
 
 
 class Kind(str, Enum):

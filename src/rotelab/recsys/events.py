@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rotelab.core.runs import read_json, write_json
+from rotelab.core.io import read_json, write_json
 from rotelab.errors import RotelabError
 
 ML_TASKS = ("liked",)

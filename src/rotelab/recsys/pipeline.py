@@ -14,8 +14,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from rotelab.core.data import file_sha256
-from rotelab.core.runs import RunFolder, read_json, write_json
+from rotelab.core.io import file_sha256
+from rotelab.core.runs import RunFolder
+from rotelab.core.io import read_json, write_json
 from rotelab.recsys.cache import SummaryCache
 from rotelab.recsys.events import EventStore, build_store, open_store
 from rotelab.recsys.models import Recommender

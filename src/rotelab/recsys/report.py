@@ -6,7 +6,7 @@ import html
 from pathlib import Path
 from typing import Any
 
-from rotelab.core.runs import read_json
+from rotelab.core.io import read_json
 from rotelab.report.html import fmt, img, table
 from rotelab.report.registry import register_section
 

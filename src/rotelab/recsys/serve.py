@@ -36,7 +36,7 @@ def save_model(model: Recommender, path: Path) -> None:
     import io
     from dataclasses import asdict
 
-    from rotelab.core.runs import atomic_write_bytes
+    from rotelab.core.io import atomic_write_bytes
 
     buf = io.BytesIO()
     torch.save({"config": asdict(model.cfg), "state": model.state_dict()}, buf)

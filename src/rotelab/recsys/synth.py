@@ -27,7 +27,7 @@ from typing import Iterator
 
 import numpy as np
 
-from rotelab.core.runs import write_json
+from rotelab.core.io import write_json
 
 
 @dataclass(frozen=True)

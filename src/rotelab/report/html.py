@@ -7,7 +7,7 @@ import html as _html
 from pathlib import Path
 from typing import Any, Sequence
 
-from rotelab.core.runs import atomic_write_text, dumps, read_json
+from rotelab.core.io import atomic_write_text, dumps, read_json
 from rotelab.errors import RotelabError
 
 

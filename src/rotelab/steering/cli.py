@@ -7,10 +7,10 @@ from typing import Annotated, Optional
 
 import typer
 
-from rotelab.cli_common import DeviceOpt, DtypeOpt, JsonOpt, ModelOpt, OutOpt, PickleOpt, QuietOpt, RemoteCodeOpt, SeedOpt, finish, open_model, open_run
+from rotelab.cli_common import group, DeviceOpt, DtypeOpt, JsonOpt, ModelOpt, OutOpt, PickleOpt, QuietOpt, RemoteCodeOpt, SeedOpt, finish, open_model, open_run
 from rotelab.errors import RotelabError
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False, help="Dynamic Mode Steering: a memorization probe and probe-driven activation steering.")
+app = group("steer", help="Dynamic Mode Steering: a memorization probe and probe-driven activation steering.")
 
 MemOpt = Annotated[Optional[Path], typer.Option("--mem", help="JSONL of memorized texts ('text' per line); needed when --model is not a testbed.")]
 GenOpt = Annotated[Optional[Path], typer.Option("--gen", help="JSONL of novel texts ('text' per line); needed when --model is not a testbed.")]

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
+from dataclasses import replace
 
 from rotelab.core.runs import RunFolder
+from rotelab.demo import register_step
 from rotelab.errors import RotelabError
 
 
+@register_step("steering", title="Dynamic Mode Steering (probe + steering)", order=80)
 def demo_step(testbed: Path, out: Path, progress: bool) -> None:
     """Write a ``steer demo`` run into ``out``: the probe (diversity labels, K=4) and the eval with
     one static, two dynamic and one gated strength, on fewer held-out texts. A testbed whose model

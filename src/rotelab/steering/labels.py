@@ -41,16 +41,10 @@ class Item:
     answer: str | None = None  # paraphrased fact questions: the trained answer
 
 
-def _bos_len(lm: "HFLanguageModel") -> int:
-    from rotelab.extraction.samples import _bos_len as bos
-
-    return bos(lm)
-
-
 def items_from_texts(lm: "HFLanguageModel", rows: list[dict], *, source: int, group: str, prefix: int, suffix: int) -> list[Item]:
     """Texts long enough give prompt = first ``prefix`` tokens, continuation = the next ``suffix``;
     shorter texts are whole prompts without a continuation (cut to leave room for ``suffix``)."""
-    bos = _bos_len(lm)
+    bos = len(lm.bos_ids)
     out = []
     for r, ids in zip(rows, lm.tokenize([r["text"] for r in rows])):
         if len(ids) >= bos + prefix + suffix:

@@ -18,9 +18,9 @@ import numpy as np
 import torch
 
 from rotelab.core import stats
-from rotelab.core.runs import read_json, write_json
+from rotelab.core.io import read_json, write_json
 from rotelab.errors import RotelabError
-from rotelab.steering.hooks import find_blocks, hooked, site_name
+from rotelab.core.hooks import find_blocks, hooked, site_name
 
 if TYPE_CHECKING:
     from rotelab.core.models import HFLanguageModel

@@ -30,9 +30,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from rotelab.core.generate import _cache_kw, _keep_last_logits, _left_pad
+from rotelab.core.generate import DecodeHook, Sampling, StepInputs, cache_kw, decode, keep_last_logits
 from rotelab.errors import RotelabError
-from rotelab.steering.hooks import hooked
+from rotelab.core.hooks import hooked
 
 if TYPE_CHECKING:
     from rotelab.core.models import HFLanguageModel
@@ -156,47 +156,38 @@ def _contrast(z_s: torch.Tensor, z_b: torch.Tensor, beta_t: torch.Tensor, plausi
     return z.masked_fill(~keep, float("-inf"))
 
 
-@torch.inference_mode()
-def _decode_batch(lm, prompts, n_new, steering: Steering | None, hk, *, use_cache: bool, temperature: float, gen) -> tuple[list, torch.Tensor, torch.Tensor]:
-    model, kw = lm.model, _cache_kw()
-    ids, mask = _left_pad(prompts, lm.pad_id, lm.device)  # (B, Tp)
-    B, Tp = ids.shape
-    if steering is not None:
-        steering.trace = Trace.empty(B, Tp + n_new, 0 if steering.cfg.steer_prompt else Tp - 1)
-    contrast = steering is not None and steering.cfg.beta > 0
-    past = past_b = None
-    last = _keep_last_logits(model)  # only the last position's logits are read
-    new = []
-    for step in range(n_new):
-        full_pos = (mask.cumsum(-1) - 1).clamp_min(0)
-        if use_cache and step > 0:
-            inp, pos = ids[:, -1:], full_pos[:, -1:]
-        else:
-            inp, pos = ids, full_pos
-        extra = {kw: past} if (use_cache and past is not None) else {}
-        out = model(input_ids=inp, attention_mask=mask, position_ids=pos, use_cache=use_cache, **extra, **last)
-        past = getattr(out, kw) if use_cache else None
-        z = out.logits[:, -1].float()  # (B, V)
-        if contrast:
-            with hk.pause():
-                extra_b = {kw: past_b} if (use_cache and past_b is not None) else {}
-                out_b = model(input_ids=inp, attention_mask=mask, position_ids=pos, use_cache=use_cache, **extra_b, **last)
-            past_b = getattr(out_b, kw) if use_cache else None
-            beta_t = steering.cfg.beta * steering.trace.p[:, Tp - 1 + step].to(z.device)
-            z = _contrast(z, out_b.logits[:, -1].float(), beta_t, steering.cfg.plausibility)
-        if temperature > 0:
-            nxt = torch.multinomial(torch.softmax(z / temperature, -1), 1, generator=gen)[:, 0]
-        else:
-            nxt = z.argmax(-1)
-        new.append(nxt)
-        ids = torch.cat([ids, nxt[:, None]], dim=1)
-        mask = torch.cat([mask, mask.new_ones((B, 1))], dim=1)
-    toks = torch.stack(new, dim=1).cpu().tolist()  # (B, n_new)
-    if steering is None:
-        nan = torch.full((B, n_new), float("nan"))
-        return toks, nan, nan
-    cols = slice(Tp - 1, Tp - 1 + n_new)  # column t predicts token t + 1
-    return toks, steering.trace.alpha[:, cols], steering.trace.p[:, cols]
+class SteeringHook(DecodeHook):
+    """Steering in the core decoder: activation edits through :meth:`Steering.attach`, the trace
+    started per batch, and (``beta > 0``) self-contrastive logits from an unsteered second pass
+    with its own KV cache."""
+
+    def __init__(self, steering: Steering, *, use_cache: bool):
+        self.st, self.use_cache = steering, use_cache
+
+    def attach(self, lm):
+        self.lm = lm
+        return self.st.attach(lm)
+
+    def begin(self, rows: int, prompt_len: int, n_new: int) -> None:
+        self.Tp, self.n_new, self.past_b = prompt_len, n_new, None
+        self.st.trace = Trace.empty(rows, prompt_len + n_new, 0 if self.st.cfg.steer_prompt else prompt_len - 1)
+
+    def logits(self, step: int, z: torch.Tensor, inputs: StepInputs, hk) -> torch.Tensor:
+        z = z.float()  # (B, V)
+        cfg = self.st.cfg
+        if cfg.beta <= 0:
+            return z
+        model, kw = self.lm.model, cache_kw()
+        extra = {kw: self.past_b} if (self.use_cache and self.past_b is not None) else {}
+        with hk.pause():
+            out_b = model(input_ids=inputs.input_ids, attention_mask=inputs.attention_mask, position_ids=inputs.position_ids, use_cache=self.use_cache, **extra, **keep_last_logits(model))
+        self.past_b = getattr(out_b, kw) if self.use_cache else None
+        beta_t = cfg.beta * self.st.trace.p[:, self.Tp - 1 + step].to(z.device)
+        return _contrast(z, out_b.logits[:, -1].float(), beta_t, cfg.plausibility)
+
+    def end(self) -> dict[str, torch.Tensor]:
+        cols = slice(self.Tp - 1, self.Tp - 1 + self.n_new)  # column t predicts token t + 1
+        return {"alpha": self.st.trace.alpha[:, cols], "p_mem": self.st.trace.p[:, cols]}
 
 
 def generate(
@@ -211,36 +202,21 @@ def generate(
     batch_size: int = 32,
     progress: bool = False,
 ) -> Generation:
-    """Steered (or plain) batched decoding, left-padded, ``max_new_tokens`` per prompt, no stop at EOS.
+    """Steered (or plain) decoding through the core decoder, ``max_new_tokens`` per prompt, no stop at EOS.
 
-    Greedy unless ``temperature > 0`` (sampling with a seeded generator). With ``steering=None``
-    the tokens equal :func:`rotelab.core.generate.greedy_generate`.
+    Greedy unless ``temperature > 0`` (then sampled, seeded per prompt: see
+    :func:`rotelab.core.generate.decode`). With ``steering=None`` the tokens equal
+    :func:`rotelab.core.generate.greedy_generate`; alpha and p_mem are then NaN.
     """
-    from contextlib import nullcontext
-
-    from rich.progress import Progress
-
-    if max_new_tokens < 1:
-        raise RotelabError(f"max_new_tokens must be >= 1; got {max_new_tokens}")
-    for i, p in enumerate(prompts):
-        if not p:
-            raise RotelabError(f"prompt {i} is empty")
-        if len(p) + max_new_tokens > lm.max_length:
-            raise RotelabError(f"prompt {i}: {len(p)} tokens + {max_new_tokens} new > context {lm.max_length}")
-    gen = torch.Generator(device=lm.device).manual_seed(seed)
-    order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
-    toks: list = [None] * len(prompts)
-    alpha: list = [None] * len(prompts)
-    pm: list = [None] * len(prompts)
-    with (steering.attach(lm) if steering else nullcontext()) as hk, Progress(disable=not progress, transient=True) as bar:
-        task = bar.add_task("steered decoding" if steering else "decoding", total=len(prompts))
-        for s in range(0, len(order), batch_size):
-            idx = order[s : s + batch_size]
-            t, a, p = _decode_batch(lm, [prompts[i] for i in idx], max_new_tokens, steering, hk, use_cache=use_cache, temperature=temperature, gen=gen)
-            for r, i in enumerate(idx):
-                toks[i], alpha[i], pm[i] = t[r], a[r].tolist(), p[r].tolist()
-            bar.advance(task, len(idx))
-    return Generation(toks, alpha, pm)
+    sampling = Sampling(temperature=temperature, seed=seed) if temperature > 0 else None
+    hook = SteeringHook(steering, use_cache=use_cache) if steering is not None else None
+    label = "steered decoding" if steering else "decoding"
+    d = decode(lm, prompts, max_new_tokens, sampling=sampling, hook=hook, batch_size=batch_size, use_cache=use_cache, progress=progress, label=label)
+    toks = d.first()
+    if steering is None:
+        nan = [[float("nan")] * max_new_tokens for _ in prompts]
+        return Generation(toks, nan, [list(r) for r in nan])
+    return Generation(toks, [a[0] for a in d.logs["alpha"]], [p[0] for p in d.logs["p_mem"]])
 
 
 @torch.inference_mode()

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from rotelab.core.runs import RunFolder, read_json, read_parquet
+from rotelab.core.runs import RunFolder, read_parquet
+from rotelab.core.io import read_json
 from rotelab.errors import RotelabError
 from rotelab.steering import labels as L
 from rotelab.steering.causal import dose_response
@@ -81,7 +82,7 @@ def load_items(lm: "HFLanguageModel", probe_dir: Path, testbed: Path, *, role: s
 def run_probe(lm: "HFLanguageModel", run: RunFolder, cfg: ProbeConfig, *, testbed: Path | None = None, mem_file: Path | None = None, gen_file: Path | None = None, seed: int = 0, progress: bool = False) -> dict:
     """Label prompts, fit the per-block probe, check it causally; write everything into ``run``."""
     cfg.validate()
-    if L._bos_len(lm) + cfg.prefix + cfg.suffix > lm.max_length:
+    if len(lm.bos_ids) + cfg.prefix + cfg.suffix > lm.max_length:
         raise RotelabError(f"--prefix-tokens {cfg.prefix} + --suffix-tokens {cfg.suffix} (+ BOS) exceed the model's context of {lm.max_length} tokens")
     if testbed is not None and is_testbed(testbed):
         sets = L.testbed_items(lm, testbed, prefix=cfg.prefix, suffix=cfg.suffix)
@@ -191,7 +192,7 @@ def eval_sets(lm, probe_dir: Path, testbed: Path | None, mem: Path | None, gen: 
     if testbed is not None:
         sets = load_items(lm, probe_dir, testbed, role="eval")
         return {"mem": sets["mem"], "ce_texts": [it.prompt + it.continuation for it in sets["nonmember"]], "paraphrases": sets["paraphrase"]}
-    from rotelab.core.runs import read_json
+    from rotelab.core.io import read_json
 
     c = read_json(Path(probe_dir) / "probe_summary.json")["config"]
     items = user_items(lm, mem, gen, prefix=c["prefix"], suffix=c["suffix"])

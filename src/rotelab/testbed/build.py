@@ -2,28 +2,16 @@
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
 from rotelab.core.data import write_jsonl
-from rotelab.core.runs import RunFolder, read_json
+from rotelab.core.runs import RunFolder
+from rotelab.core.io import read_json
 from rotelab.testbed import corpora
 from rotelab.testbed.presets import Preset
 from rotelab.testbed.splits import SPLITS, check_contract, make_splits
-from rotelab.testbed.train import new_model, train_on_schedule
-
-
-def save_model_dir(model, tokenizer, dest: Path) -> None:
-    """save_pretrained (safetensors) + tokenizer into a temporary folder, then move it in place."""
-    dest = Path(dest)
-    tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}."))
-    model.save_pretrained(tmp, safe_serialization=True)
-    tokenizer.save_pretrained(tmp)
-    if dest.exists():
-        shutil.rmtree(dest)
-    tmp.rename(dest)
+from rotelab.core.training import new_model, save_model_dir, train_on_schedule
 
 
 def read_splits(folder: Path) -> dict[str, list[dict]]:
@@ -46,11 +34,11 @@ def build_testbed(preset: Preset, run: RunFolder, *, seed: int, progress: bool =
 
     from rotelab.testbed.evaluate import evaluate_testbed
     from rotelab.testbed.report import plot_eval
-    from rotelab.testbed.tokenizer import train_tokenizer
+    from rotelab.core.training import train_tokenizer
 
     import json
 
-    from rotelab.core.runs import dumps
+    from rotelab.core.io import dumps
     from rotelab.errors import RotelabError
 
     out = run.path

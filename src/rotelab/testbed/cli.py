@@ -7,10 +7,10 @@ from typing import Annotated
 
 import typer
 
-from rotelab.cli_common import JsonOpt, OutOpt, QuietOpt, SeedOpt, finish, open_run
-from rotelab.core.runs import read_json
+from rotelab.cli_common import group, JsonOpt, OutOpt, QuietOpt, SeedOpt, finish, open_run
+from rotelab.core.io import read_json
 
-app = typer.Typer(no_args_is_help=True, help="Small models whose memorization is known, and unlearning with ground truth.")
+app = group("testbed", help="Small models whose memorization is known, and unlearning with ground truth.")
 
 
 @app.command()

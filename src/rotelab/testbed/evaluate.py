@@ -10,7 +10,7 @@ from rotelab.core import stats
 from rotelab.core.cache import SignalCache
 from rotelab.core.models import LanguageModel
 from rotelab.core.signals import compute_signals
-from rotelab.extraction.samples import k_extractable
+from rotelab.core.extractable import k_extractable
 
 
 def loss_scores(lm: LanguageModel, samples: list[dict], *, cache: SignalCache | None = None, progress: bool = True) -> np.ndarray:

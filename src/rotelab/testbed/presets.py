@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from rotelab.errors import RotelabError
-from rotelab.testbed.train import ModelSpec, TrainSpec
+from rotelab.core.training import ModelSpec, TrainSpec
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rotelab.core.runs import RunFolder, read_json
+from rotelab.core.runs import RunFolder
+from rotelab.core.io import read_json
 from rotelab.report.html import img, table
 from rotelab.report.registry import register_section
 

@@ -22,7 +22,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from rotelab.core.runs import RunFolder, read_json
+from rotelab.core.runs import RunFolder
+from rotelab.core.io import read_json
 from rotelab.errors import RotelabError
 
 METHODS = ("ga", "graddiff", "npo", "retrain")
@@ -44,7 +45,7 @@ class UnlearnConfig:
 
 
 def _batch(ids: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    from rotelab.testbed.train import collate
+    from rotelab.core.training import collate
 
     return collate(ids, 0)
 
@@ -90,7 +91,8 @@ def unlearn(testbed: Path, cfg: UnlearnConfig, run: RunFolder, *, progress: bool
     from rich.progress import Progress
     from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast
 
-    from rotelab.testbed.build import read_splits, save_model_dir
+    from rotelab.core.training import save_model_dir
+    from rotelab.testbed.build import read_splits
     from rotelab.testbed.report import plot_unlearning
 
     testbed = Path(testbed)
@@ -174,8 +176,8 @@ def _retrain(testbed: Path, splits: dict, tok, run: RunFolder, *, progress: bool
     """Train from scratch on ``retain`` only, with the testbed's preset and seed."""
     from dataclasses import fields
 
-    from rotelab.testbed.build import save_model_dir
-    from rotelab.testbed.train import ModelSpec, TrainSpec, new_model, train_on_schedule
+    from rotelab.core.training import save_model_dir
+    from rotelab.core.training import ModelSpec, TrainSpec, new_model, train_on_schedule
 
     m = read_json(testbed / "manifest.json")
     p = m["preset"]

@@ -1,20 +1,28 @@
-"""Train small GPT-2-style models from scratch on a duplication schedule.
+"""Training utilities every capability that trains a small LM shares: a GPT-2-style model from a
+spec, a byte-level BPE tokenizer, the duplication-schedule trainer, collation, and saving a
+model folder that loads like any user model.
 
-Every sample i appears exactly ``copies[i]`` times in one shuffled pass (its exposures), so
-"seen c times" is a fact of the training run, recorded per sample. Texts are tokenized with the
-testbed tokenizer (BOS prepended), one sample per sequence, batches built from length-sorted
+The duplication schedule: every sample i appears exactly ``copies[i]`` times in one shuffled pass (its exposures), so
+"seen c times" is a fact of the training run, recorded per sample. Texts are tokenized with a
+tokenizer that prepends BOS, one sample per sequence, batches built from length-sorted
 windows of the shuffled stream (little padding).
 """
 
 from __future__ import annotations
 
 import math
+import os
 import random
+import shutil
+import tempfile
 import time
 from dataclasses import asdict, dataclass
-from typing import Callable
+from pathlib import Path
+from typing import Callable, Iterable
 
 import torch
+
+EOS = "<|endoftext|>"
 
 
 @dataclass(frozen=True)
@@ -100,7 +108,9 @@ def train_on_schedule(
     log_every: int = 50,
 ) -> dict:
     """One pass over the duplication schedule with AdamW; returns a training log."""
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import BarColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from rotelab.core.console import progress as bar_
 
     stream = schedule(copies, seed=spec.seed)
     plan = batches(stream, [len(x) for x in token_ids], spec.batch_size, seed=spec.seed)
@@ -110,7 +120,7 @@ def train_on_schedule(
     log: list[dict] = []
     tokens, t0 = 0, time.time()
     cols = [TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} steps"), TextColumn("loss {task.fields[loss]:.3f}"), TimeElapsedColumn(), TimeRemainingColumn()]
-    with Progress(*cols, disable=not progress, transient=True) as bar:
+    with bar_(*cols, disable=not progress) as bar:
         task = bar.add_task(label, total=len(plan), loss=float("nan"))
         for step, idx in enumerate(plan):
             for g in opt.param_groups:
@@ -131,3 +141,52 @@ def train_on_schedule(
     model.eval()
     secs = time.time() - t0
     return {"steps": len(plan), "tokens": tokens, "seconds": round(secs, 1), "tokens_per_s": round(tokens / max(secs, 1e-9)), "log": log, "spec": asdict(spec)}
+
+
+def train_tokenizer(texts: Iterable[str], *, vocab_size: int = 4096, min_frequency: int = 2):
+    """Train a GPT-2-style byte-level BPE on ``texts``; returns a ``PreTrainedTokenizerFast``.
+
+    One special token, ``<|endoftext|>``, serves as BOS, EOS and padding (as in GPT-2). It is
+    prepended to every text (a post-processor), so training and scoring see the same positions
+    and the first word of a text gets a prediction.
+    """
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        min_frequency=min_frequency,
+        special_tokens=[EOS],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(texts, trainer=trainer)
+    tok.post_processor = processors.TemplateProcessing(single=f"{EOS} $A", special_tokens=[(EOS, tok.token_to_id(EOS))])
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok, bos_token=EOS, eos_token=EOS, pad_token=EOS, unk_token=None
+    )
+
+
+def save_model_dir(model, tokenizer, dest: Path | str) -> None:
+    """save_pretrained (safetensors) + tokenizer into a temporary folder, then move it in place.
+
+    Folder and files follow the user's umask (a shared testbed stays readable by colleagues;
+    ``mkdtemp`` alone would leave the folder 0700).
+    """
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}."))
+    model.save_pretrained(tmp, safe_serialization=True)
+    tokenizer.save_pretrained(tmp)
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(tmp, 0o777 & ~mask)
+    for f in tmp.rglob("*"):
+        os.chmod(f, (0o777 if f.is_dir() else 0o666) & ~mask)
+    if dest.exists():
+        shutil.rmtree(dest)
+    tmp.rename(dest)
+

@@ -1,4 +1,15 @@
-"""Forward hooks on decoder blocks that read and edit the residual stream, cache- and batch-safe.
+"""Forward hooks, the one module every capability uses to read or edit activations.
+
+Two entry points, both temporary (hooks never outlive their ``with`` block):
+
+* :func:`hooked` -- decoder blocks of a causal LM, cache- and batch-safe residual-stream edits
+  (steering); sites speak TransformerLens.
+* :func:`module_hooks` -- any named submodule of any ``nn.Module`` (a UNet's attention, an MLP):
+  ``fn(module, inputs, output)`` returns None to observe, a value to replace the output (forward
+  hooks), or new inputs (pre-hooks); the TransformerLens contract.
+
+Residual-stream hooks
+---------------------
 
 Sites speak TransformerLens: ``blocks.L.hook_resid_post`` is the output of decoder block ``L``
 (0-based). Blocks are found automatically (``transformer.h``, ``model.layers``,
@@ -20,7 +31,7 @@ from __future__ import annotations
 import re
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator, Mapping
 
 import torch
 
@@ -66,6 +77,9 @@ def site_name(layer: int) -> str:
 
 
 def _past_len(kwargs: dict) -> int:
+    pos = kwargs.get("cache_position")
+    if torch.is_tensor(pos) and pos.numel():  # the decoder passes it with a static cache
+        return int(pos.reshape(-1)[0])
     for key in ("cache", "past_key_values"):
         past = kwargs.get(key)
         if past is None:
@@ -165,3 +179,33 @@ def hooked(model: torch.nn.Module, edits: dict[int, Edit], *, blocks: str | None
         yield hk
     finally:
         hk.remove()
+
+
+# -- any named submodule ------------------------------------------------------------------------
+ModuleFn = Callable[[torch.nn.Module, tuple, Any], Any]
+
+
+@contextmanager
+def module_hooks(model: torch.nn.Module, fns: Mapping[str, ModuleFn], *, pre: bool = False) -> Iterator[list]:
+    """Register ``fns`` (dotted module name -> fn) as forward hooks (``pre=True``: forward
+    pre-hooks, ``fn(module, inputs)``) for the duration of the block; unknown names are refused.
+
+    >>> lin = torch.nn.Sequential(torch.nn.Linear(2, 2)).requires_grad_(False)
+    >>> with module_hooks(lin, {"0": lambda m, i, out: out * 0}):
+    ...     float(lin(torch.ones(1, 2)).abs().sum())
+    0.0
+    >>> float(lin(torch.ones(1, 2)).abs().sum()) > 0
+    True
+    """
+    handles = []
+    try:
+        for name, fn in fns.items():
+            try:
+                mod = model.get_submodule(name)
+            except AttributeError:
+                raise RotelabError(f"no module '{name}' in {type(model).__name__}") from None
+            handles.append(mod.register_forward_pre_hook(fn) if pre else mod.register_forward_hook(fn))
+        yield handles
+    finally:
+        for h in handles:
+            h.remove()
