@@ -28,6 +28,8 @@ from rotelab.diffusion.model import DiffusionModel, WordIdTokenizer, save_image
 
 @dataclass(frozen=True)
 class TestbedConfig:
+    __test__ = False  # not a pytest test class, though its name starts with "Test"
+
     image_size: int = 16
     channels: tuple[int, int] = (16, 32)
     n_memorized: int = 6
@@ -51,9 +53,6 @@ PRESETS: dict[str, TestbedConfig] = {
     # the research note's 16x16 prototype size; 1000 steps memorized too little (MR 0.125 at τ 0.7)
     "small16": TestbedConfig(steps=2000),
 }
-
-__test__ = {"TestbedConfig": False}  # keep pytest from collecting the dataclass
-
 
 def _disc(rng: np.random.Generator, size: int) -> np.ndarray:
     """A coloured disc on a coloured background  # (3, H, W) in [-1, 1]"""

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
-from rotelab.errors import RotelabError
+from rotelab.core.registry import Registry, discover
 from rotelab.core.training import ModelSpec, TrainSpec
+from rotelab.errors import RotelabError
 
 
 @dataclass(frozen=True)
@@ -65,3 +67,13 @@ def get_preset(name: str) -> Preset:
     if name not in PRESETS:
         raise RotelabError(f"unknown preset '{name}'; available: {', '.join(PRESETS)}")
     return PRESETS[name]
+
+
+# -- every testbed `rotelab testbed build --preset NAME` can build ---------------------------------
+Builder = Callable[..., dict]
+"""``build(run: RunFolder, *, seed: int, progress: bool) -> dict`` (the headline figures)."""
+
+TESTBEDS: Registry[Builder] = Registry("testbed preset", discover=discover("testbeds"))
+"""Preset name -> builder. The fact/book testbeds are registered in ``rotelab.testbed.testbeds``;
+other capabilities register theirs in their own ``testbeds`` module (the books testbeds in
+``rotelab.extraction.testbeds``), so ``testbed`` never imports them."""
