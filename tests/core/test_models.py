@@ -59,3 +59,65 @@ def test_hidden_states_shape(gpt2_lm):
     ids = gpt2_lm.tokenize(["the quick fox", "a"])
     hs = gpt2_lm.hidden_states(ids)
     assert hs[0].shape == (3, len(ids[0]), 32) and hs[1].shape[1] == len(ids[1])
+
+
+def _tokenizer(vocab_size=300, *, bos=True, bos_token="<|endoftext|>", extra_specials=()):
+    """A byte-level BPE like the testbed's, with or without a BOS post-processor."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    from tests.conftest import CORPUS
+
+    specials = [*extra_specials, bos_token]
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.train_from_iterator(CORPUS, trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False))
+    if bos:
+        tok.post_processor = processors.TemplateProcessing(single=f"{bos_token} $A", special_tokens=[(bos_token, tok.token_to_id(bos_token))])
+    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=bos_token, eos_token=bos_token, pad_token=bos_token)
+
+
+def _gpt2_dir(tmp_path, tok, n_vocab=None):
+    import transformers as tf
+
+    torch.manual_seed(0)
+    cfg = tf.GPT2Config(vocab_size=n_vocab or len(tok), n_positions=64, n_embd=32, n_layer=1, n_head=2)
+    d = tmp_path / "m"
+    tf.GPT2LMHeadModel(cfg).save_pretrained(d)
+    tok.save_pretrained(d)
+    return d
+
+
+def test_bos_ids_for_tokenizers_with_without_and_with_another_bos(tmp_path, gpt2_lm):
+    assert gpt2_lm.bos_ids == [0]  # the testbed tokenizer prepends <|endoftext|> = 0
+    none = load_model(_gpt2_dir(tmp_path / "a", _tokenizer(bos=False)))
+    assert none.bos_ids == [] and none.tokenize(["a"])[0][0] != 0
+    other = _tokenizer(extra_specials=("<pad>", "<unk>", "<s>"), bos_token="<s>")
+    lm = load_model(_gpt2_dir(tmp_path / "b", other))
+    assert lm.bos_ids == [other.convert_tokens_to_ids("<s>")] == [2]  # <pad> 0, <unk> 1, <s> 2
+
+
+def test_device_without_hardware_is_one_line(arch_dirs):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(RotelabError) as e:
+        load_model(arch_dirs["gpt2"], device="cuda")
+    assert str(e.value) == "--device cuda: this machine has no CUDA device (use --device cpu)"
+    with pytest.raises(RotelabError, match="--device must be cpu, cuda"):
+        load_model(arch_dirs["gpt2"], device="gpu0")
+
+
+def test_a_tokenizer_that_does_not_belong_to_the_model_is_refused(tmp_path):
+    """Ids beyond the embedding rows are refused at load (probe text) and at tokenize time."""
+    big = _tokenizer(vocab_size=600)
+    d = _gpt2_dir(tmp_path, big, n_vocab=300)  # the model's embedding has 300 rows
+    with pytest.raises(RotelabError, match=r"token id \d+ is beyond the model's 300 embedding rows; the tokenizer does not belong to this model"):
+        load_model(d)
+
+
+def test_a_smaller_tokenizer_than_the_embedding_is_fine(tmp_path):
+    """len(tokenizer) < embedding rows is legitimate (Pythia, OPT pad their embeddings)."""
+    tok = _tokenizer(vocab_size=300)
+    lm = load_model(_gpt2_dir(tmp_path, tok, n_vocab=len(tok) + 37))
+    assert lm.n_embeddings == len(tok) + 37 and lm.tokenize(["the quick fox"])[0]

@@ -165,6 +165,8 @@ class RunFolder:
         _prepare(self.path, command)
         self._lock = _acquire(self.path, command)
         try:
+            for tmp in self.path.rglob(".*.tmp"):  # half-written files of a killed run (atomic writes' temporaries)
+                tmp.unlink(missing_ok=True)
             self._open(options, seed, volatile)
             for name, p in (inputs or {}).items():
                 if p is not None:
