@@ -96,6 +96,13 @@ def test_mbe_long_text_error_names_file_and_sample_before_the_run_folder(arch_di
     assert not out.exists()
 
 
+def test_mbe_batch_size_zero_is_one_line_before_the_run_folder(arch_dirs, data, tmp_path):
+    out = tmp_path / "never"
+    r = CliRunner().invoke(app, ["mbe", "--model", str(arch_dirs["gpt2"]), "--data", str(data), "--out", str(out), "--batch-size", "0"])
+    assert isinstance(r.exception, RotelabError) and str(r.exception) == "--batch-size must be >= 1; got 0"
+    assert not out.exists()
+
+
 @pytest.mark.parametrize(
     "args, message",
     [

@@ -68,6 +68,7 @@ def test_probe_eval_generate_json_is_exactly_one_document_even_with_progress_bar
         (["--mem", "{mem}", "--gen", "{gen}", "--labels", "vibes"], "--labels must be one of diversity, exact, source; got 'vibes'"),
         (["--mem", "{mem}", "--gen", "{gen}", "--long-text", "window"], "--long-text window does not apply to steering"),
         (["--mem", "{mem}"], "give --mem FILE.jsonl and --gen FILE.jsonl"),
+        (["--mem", "{mem}", "--gen", "{gen}", "--batch-size", "0"], "--batch-size must be >= 1; got 0"),
     ],
 )
 def test_probe_bad_input_is_one_line_before_the_run_folder(arch_dirs, files, tmp_path, args, message):
