@@ -181,6 +181,7 @@ def main() -> None:
     ap.add_argument("--p-m", type=int, default=125)
     ap.add_argument("--p-a", type=int, default=75)
     ap.add_argument("--variant", default="relative", choices=["relative", "absolute"])
+    ap.add_argument("--out", help="result JSON (default bench/results/entropy_forget_<variant>.json)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     t0 = time.time()
@@ -211,7 +212,7 @@ def main() -> None:
     }
     res = {"config": vars(args), "runs": runs, "summary": summary, "seconds": round(time.time() - t0, 1),
            "paper": {"separation_improvement_pct": 97.0}}
-    write_json(OUT / f"entropy_forget_{args.variant}.json", res)
+    write_json(Path(args.out or OUT / f"entropy_forget_{args.variant}.json"), res)
     for k, v in summary.items():
         print(k, {a: (np.round(b, 3).tolist() if b is not None and a != "n_seeds" else b) for a, b in v.items() if a != "per_seed"})
     print(f"{time.time() - t0:.0f}s")

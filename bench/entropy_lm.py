@@ -4,7 +4,7 @@ The testbed's ``tiny`` GPT-2 (d = 64) with 4 blocks, so the compression term rot
 middle blocks (first and last skipped, as in the author's ``rotate`` schedule). Gate and loss with
 the notes' hyperparameters, unscaled: p_m 125, p_a 75, τ_m = τ_a = 0.01, τ_spike 0.1, weight 1.
 Both objectives see the same batches (same seed) and the same number of tokens. Each run starts in
-a fresh folder (a stale folder from other options would otherwise be resumed).
+a fresh folder (a finished run with the same options would otherwise be resumed).
 
     OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python bench/entropy_lm.py --seeds 0 1 2 --steps 800
 
@@ -23,12 +23,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rotelab.core.stats import seed_interval
-from rotelab.core.runs import RunFolder, read_parquet
 from rotelab.core.io import write_json
+from rotelab.core.runs import read_parquet
+from rotelab.core.stats import seed_interval
+from rotelab.entropy.api import train
 from rotelab.entropy.gapt import GateConfig
 from rotelab.entropy.gapt_train import GaptConfig
-from rotelab.entropy.lm_train import LMTrainConfig, train_lm
+from rotelab.entropy.lm_train import LMTrainConfig
 
 OUT = Path(__file__).parent / "results"
 
@@ -56,13 +57,12 @@ def main() -> None:
             cfg = LMTrainConfig(preset=args.preset, n_layer=args.n_layer, seed=seed,
                                 gapt=GaptConfig(objective=obj, steps=args.steps, warmup_steps=40, mbe_weight=args.mbe_weight, gate=gate))
             folder = out_dir / f"{obj}-seed{seed}"
-            shutil.rmtree(folder, ignore_errors=True)  # never resume a run made with other options
+            shutil.rmtree(folder, ignore_errors=True)  # a fresh measurement (the API would resume a finished run)
             t0 = time.time()
-            run = RunFolder(folder, command="entropy train", options={"bench": "entropy_lm", **vars(args)}, seed=seed)
-            r = train_lm(cfg, run, progress=False)
+            r = train(config=cfg, out=folder, progress=False)
             r["wall_seconds"] = round(time.time() - t0, 1)
             res["runs"][f"{obj}-seed{seed}"] = r
-            st = read_parquet(run.file("steps.parquet"))
+            st = read_parquet(folder / "steps.parquet")
             if seed == args.seeds[0]:
                 timelines[obj] = [dict(zip(st, v)) for v in zip(*st.values())]
             print(obj, seed, "heldout CE", round(r["heldout_ce"], 4), "train CE", round(r["train_ce"], 4), "MBE", np.round(r["mbe_layers"], 3).tolist(),
@@ -88,8 +88,9 @@ def main() -> None:
     write_json(Path(args.out), res)
     from rotelab.entropy.figures import timeline_figure
 
-    run = RunFolder(out_dir, command="bench entropy_lm", options=vars(args))
-    run.figure("timeline", timeline_figure(timelines, title=f"preset {args.preset}, {args.n_layer} blocks, seed {S[0]}, {args.steps} steps"))
+    fig = timeline_figure(timelines, title=f"preset {args.preset}, {args.n_layer} blocks, seed {S[0]}, {args.steps} steps")
+    (out_dir / "figures").mkdir(parents=True, exist_ok=True)
+    fig.savefig(out_dir / "figures" / "timeline.png", dpi=110, bbox_inches="tight")  # beside the runs, not a run folder of its own
     for k, v in res["summary"].items():
         print(k, v)
     print(f"{res['seconds']:.0f}s")

@@ -11,18 +11,17 @@ Run: ROTELAB_THREADS=1 .venv/bin/python bench/steering.py [--testbed DIR] [--see
 
 import argparse
 import json
+import shutil
 import time
 from pathlib import Path
 
 import torch
 
-from rotelab.core.models import load_model
-from rotelab.core.runs import RunFolder
 from rotelab.core.io import dumps
-from rotelab.steering.cli import eval_sets
-from rotelab.steering.evaluate import EvalConfig, run_eval
-from rotelab.steering.probe import Probe
-from rotelab.steering.workflows import ProbeConfig, run_probe
+from rotelab.core.runs import open_run
+from rotelab.steering import api
+from rotelab.steering.evaluate import EvalConfig
+from rotelab.steering.workflows import ProbeConfig
 
 OUT = Path(__file__).parent / "results"
 
@@ -34,21 +33,19 @@ def testbed(path: str | None) -> Path:
     from rotelab.testbed.presets import get_preset
 
     d = OUT / "steering_small_testbed"
-    build_testbed(get_preset("small"), RunFolder(d, command="testbed build", options={"preset": "small"}, seed=0), seed=0, progress=False)
+    with open_run(d, "testbed build", {"preset": "small"}, seed=0) as run:  # resumes a finished build
+        build_testbed(get_preset("small"), run, seed=0, progress=False)
     return d
 
 
 def one_seed(tb: Path, seed: int, labels: str) -> dict:
-    lm = load_model(tb)
-    pdir, edir = OUT / f"steering_small_s{seed}" / "probe", OUT / f"steering_small_s{seed}" / "eval"
+    folder = OUT / f"steering_small_s{seed}"
+    shutil.rmtree(folder, ignore_errors=True)  # a fresh measurement (the API would resume a finished run)
+    pdir, edir = folder / "probe", folder / "eval"
     t0 = time.process_time()
-    pcfg = ProbeConfig(labels=labels)
-    prun = RunFolder(pdir, command="steer probe", options={"model": tb, **pcfg.__dict__}, seed=seed)
-    probe = prun.step("probe", lambda: run_probe(lm, prun, pcfg, testbed=tb, seed=seed), load=lambda: json.loads((pdir / "probe_summary.json").read_text()))
+    api.probe(tb, out=pdir, config=ProbeConfig(labels=labels), seed=seed, progress=False)
     t1 = time.process_time()
-    ecfg = EvalConfig(contrastive_beta=1.0)
-    erun = RunFolder(edir, command="steer eval", options={"model": tb, "probe": pdir, **ecfg.__dict__}, seed=seed)
-    res = erun.step("eval", lambda: run_eval(lm, Probe.load(pdir), erun, ecfg, **eval_sets(lm, pdir, tb, None, None)), load=lambda: json.loads((edir / "steer_eval.json").read_text()))
+    res = api.evaluate(tb, pdir, out=edir, config=EvalConfig(contrastive_beta=1.0), progress=False)
     summ = json.loads((pdir / "probe_summary.json").read_text())
     return {"seed": seed, "probe": {k: summ[k] for k in ("site", "position", "auroc", "auroc_ci", "label_counts", "agreement", "diversity_by_group", "n_train", "n_test")} | {"causal": summ["causal"]},
             "eval": res, "cpu_seconds": {"probe": t1 - t0, "eval": time.process_time() - t1}}

@@ -61,3 +61,35 @@ def resolve_cache(cache: "SignalCache | None | object") -> "SignalCache | None":
     from rotelab.core.cache import SignalCache
 
     return SignalCache() if cache is DEFAULT_CACHE else cache  # type: ignore[return-value]
+
+
+def samples_digest(samples: Sequence[Sample]) -> str:
+    """SHA-256 of samples passed in memory (ids, texts, fields): their part of a run's identity,
+    as a file's hash is for samples read from a path.
+
+    >>> samples_digest([Sample("a", "x")]) == samples_digest([Sample("a", "x")]) != samples_digest([Sample("a", "y")])
+    True
+    """
+    import hashlib
+    import json
+
+    h = hashlib.sha256()
+    for s in samples:
+        h.update(json.dumps([s.id, s.text, s.meta], sort_keys=True, ensure_ascii=False, default=str).encode("utf-8", "surrogatepass"))
+        h.update(b"\n")
+    return h.hexdigest()
+
+
+def data_identity(name: str, data: object, samples: Sequence[Sample]) -> tuple[dict[str, Path | str], str]:
+    """How one data argument enters a run's identity: a path is an input file (hashed by the run
+    folder, see :func:`rotelab.core.runs.open_run`); samples in memory are an option value holding
+    their :func:`samples_digest`. Returns (inputs, option value).
+
+    >>> data_identity("data", "x.jsonl", [])
+    ({'data': 'x.jsonl'}, 'x.jsonl')
+    >>> data_identity("data", ["a"], [Sample("data:0", "a")])[1][:17]
+    'in memory, sha256'
+    """
+    if isinstance(data, (str, Path)):
+        return {name: data}, str(data)
+    return {}, f"in memory, sha256 {samples_digest(samples)[:16]}"

@@ -1,20 +1,17 @@
-"""``rotelab entropy``: matrix-based entropy per layer (``mbe``) and CE / GAPT training (``train``)."""
+"""``rotelab entropy``: matrix-based entropy per layer (``mbe``) and CE / GAPT training (``train``).
+
+Thin commands over :mod:`rotelab.entropy.api`: parse, build the config, call the API once, print.
+"""
 
 from __future__ import annotations
 
 import enum
-from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from rotelab.cli_common import (
-    group,
-    BatchOpt, DeviceOpt, DtypeOpt, JsonOpt, LongTextOpt, ModelOpt, OutOpt, PickleOpt, QuietOpt,
-    RemoteCodeOpt, SeedOpt, finish, open_model, open_run,
-)
-from rotelab.errors import RotelabError
+from rotelab.cli_common import BatchOpt, ModelOpts, RunOpts, SeedOpt, command, emit_run, group
 
 app = group("entropy", help="Matrix-based entropy of representations; GAPT training.")
 
@@ -36,51 +33,33 @@ class Layers(str, enum.Enum):
     all_middle = "all_middle"
 
 
-def _check(ok: bool, msg: str) -> None:
-    if not ok:
-        raise RotelabError(msg)
-
-
-@app.command()
+@command(app, "mbe")
 def mbe(
-    model: ModelOpt,
     data: Annotated[Path, typer.Option("--data", "-d", help="JSONL with 'text' (optional 'id', and 'label' or 'split' to compare groups).")],
-    out: OutOpt = None,
+    model: ModelOpts,
+    run: RunOpts,
     patch: PatchOpt = 8,
     alpha: Annotated[float, typer.Option("--alpha", help="Rényi order (2: the paper's closed form; other values use eigenvalues).")] = 2.0,
     batch_size: BatchOpt = 16,
-    long_text: LongTextOpt = "truncate",
-    device: DeviceOpt = None,
-    dtype: DtypeOpt = "float32",
-    trust_remote_code: RemoteCodeOpt = False,
-    allow_pickle: PickleOpt = False,
     seed: SeedOpt = 0,
-    json_out: JsonOpt = False,
-    quiet: QuietOpt = False,
 ):
     """MBE per layer of any causal LM over a JSONL file, with a per-layer plot."""
-    from rotelab.core.data import read_jsonl
-    from rotelab.entropy.measure import MBEConfig, mbe_run
+    from rotelab.entropy.api import mbe as api
+    from rotelab.entropy.measure import MBEConfig
 
-    _check(patch >= 2, f"--patch must be >= 2; got {patch}")
-    _check(alpha > 0, f"--alpha must be > 0; got {alpha}")
-    _check(batch_size >= 1, f"--batch-size must be >= 1; got {batch_size}")
-    samples = read_jsonl(data)
-    lm = open_model(model, device=device, dtype=dtype, long_text=long_text, trust_remote_code=trust_remote_code, allow_pickle=allow_pickle)
-    run = open_run(out, "entropy mbe", dict(model=model, data=data, patch=patch, alpha=alpha, batch_size=batch_size, long_text=long_text, dtype=dtype), seed=seed)
-    run.add_input("data", data)
-    result = mbe_run(lm, samples, run, MBEConfig(patch=patch, alpha=alpha, batch_size=batch_size, seed=seed), progress=not quiet)
-    finish(run, result, as_json=json_out, quiet=quiet)
+    out = run.out_dir("entropy mbe")
+    cfg = MBEConfig(patch=patch, alpha=alpha, batch_size=batch_size, seed=seed)
+    emit_run(api(model.path, data, out=out, config=cfg, load=model.load_options(), overwrite=run.overwrite, progress=run.progress), run, out)
 
 
-@app.command()
+@command(app, "train")
 def train(
+    run: RunOpts,
     preset: Annotated[str, typer.Option("--preset", help="Testbed preset: model size and books (tiny | small).")] = "tiny",
     objective: Annotated[Objective, typer.Option("--objective", help="ce: cross-entropy only; gapt: gated CE / CE + w·MBE phases.")] = Objective.gapt,
-    out: OutOpt = None,
     steps: Annotated[int, typer.Option("--steps", help="Optimizer steps (the same budget for both objectives).")] = 300,
     n_layer: Annotated[Optional[int], typer.Option("--n-layer", help="Blocks (default: the preset's; GAPT skips the first and last).")] = None,
-    batch_size: BatchOpt = 16,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Passages per optimizer step.")] = 16,
     lr: Annotated[float, typer.Option("--lr", help="Peak learning rate.")] = 2e-3,
     variant: Annotated[Variant, typer.Option("--variant", help="Gate: relative (current code) or absolute (paper-era).")] = Variant.relative,
     layers: Annotated[Layers, typer.Option("--layers", help="Compression target: rotate one middle block per step, or their mean.")] = Layers.rotate,
@@ -93,25 +72,15 @@ def train(
     patch: PatchOpt = 8,
     max_passages: Annotated[Optional[int], typer.Option("--max-passages", help="Use at most this many book passages.")] = None,
     seed: SeedOpt = 0,
-    json_out: JsonOpt = False,
-    quiet: QuietOpt = False,
 ):
     """Train a preset-sized GPT-2 on shipped books with CE or GAPT; held-out CE and MBE per layer."""
+    from rotelab.entropy.api import train as api
     from rotelab.entropy.gapt import GateConfig
     from rotelab.entropy.gapt_train import GaptConfig
-    from rotelab.entropy.lm_train import LMTrainConfig, train_lm
-    from rotelab.testbed.presets import get_preset
+    from rotelab.entropy.lm_train import LMTrainConfig
 
-    get_preset(preset)
-    for name, v in (("--steps", steps), ("--batch-size", batch_size), ("--p-m", p_m), ("--p-a", p_a)):
-        _check(v >= 1, f"{name} must be >= 1; got {v}")
-    _check(n_layer is None or n_layer >= 1, f"--n-layer must be >= 1; got {n_layer}")
-    _check(patch >= 2, f"--patch must be >= 2; got {patch}")
-    _check(lr > 0, f"--lr must be > 0; got {lr}")
-    _check(max_passages is None or max_passages >= 10, f"--max-passages must be >= 10; got {max_passages}")
     gate = GateConfig(variant=variant.value, p_m=p_m, p_a=p_a, tau_m=tau_m, tau_a=tau_a, tau_spike=tau_spike)
-    gcfg = GaptConfig(objective=objective.value, steps=steps, lr=lr, warmup_steps=min(50, steps // 10), mbe_weight=mbe_weight, patch=patch, layers=layers.value, gate=gate)
+    gcfg = GaptConfig(objective=objective.value, steps=steps, lr=lr, warmup_steps=min(50, max(steps, 0) // 10), mbe_weight=mbe_weight, patch=patch, layers=layers.value, gate=gate)
     cfg = LMTrainConfig(preset=preset, gapt=gcfg, n_layer=n_layer, batch_size=batch_size, max_passages=max_passages, seed=seed)
-    run = open_run(out, "entropy train", asdict(cfg), seed=seed)
-    result = train_lm(cfg, run, progress=not quiet)
-    finish(run, result, as_json=json_out, quiet=quiet)
+    out = run.out_dir("entropy train")
+    emit_run(api(config=cfg, out=out, overwrite=run.overwrite, progress=run.progress), run, out)

@@ -22,6 +22,8 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
+from rotelab.errors import RotelabError
+
 MEMORISE, COMPRESS = 1, 2
 
 
@@ -38,8 +40,15 @@ class GateConfig:
     def __post_init__(self) -> None:
         if self.variant not in ("relative", "absolute"):
             raise ValueError(f"variant must be 'relative' or 'absolute'; got '{self.variant}'")
-        if self.p_m < 1 or self.p_a < 1:
-            raise ValueError(f"patience must be >= 1; got p_m={self.p_m}, p_a={self.p_a}")
+
+    def validate(self) -> None:
+        """One line naming the command's option for a value out of range."""
+        for opt, v in (("--p-m", self.p_m), ("--p-a", self.p_a)):
+            if v < 1:
+                raise RotelabError(f"{opt} must be >= 1; got {v}")
+        for opt, v in (("--tau-m", self.tau_m), ("--tau-a", self.tau_a), ("--tau-spike", self.tau_spike), ("delta", self.delta)):
+            if not v >= 0:
+                raise RotelabError(f"{opt} must be >= 0; got {v}")
 
 
 def gain(loss: float, best: float) -> float:

@@ -4,7 +4,7 @@ Each step: forward with hidden states, CE from the model, MBE of the chosen bloc
 (``rotate``: one middle block per step; ``all_middle``: their mean), the gate decides the phase,
 loss = CE (phase 1) or CE + w·MBE (phase 2). With ``ce`` the same MBE is computed and logged but
 never enters the loss, so both objectives log identical quantities. AdamW, gradient clip 1.0,
-the testbed's warm-up + cosine schedule.
+the warm-up + cosine schedule of :func:`rotelab.core.training.lr_at`.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import torch
 from rotelab.entropy.gapt import COMPRESS, Gate, GateConfig, compress_loss, middle_layers, rotate_layer
 from rotelab.entropy.mbe import patch_mbe
 from rotelab.core.training import TrainSpec, lr_at
+from rotelab.errors import RotelabError
 
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # input_ids, attention_mask, labels: (B, T)
 
@@ -40,6 +41,20 @@ class GaptConfig:
             raise ValueError(f"objective must be 'ce' or 'gapt'; got '{self.objective}'")
         if self.layers not in ("rotate", "all_middle"):
             raise ValueError(f"layers must be 'rotate' or 'all_middle'; got '{self.layers}'")
+
+    def validate(self) -> None:
+        """One line naming the command's option for a value out of range."""
+        if self.steps < 1:
+            raise RotelabError(f"--steps must be >= 1; got {self.steps}")
+        if not self.lr > 0:
+            raise RotelabError(f"--lr must be > 0; got {self.lr}")
+        if self.warmup_steps < 0:
+            raise RotelabError(f"warmup_steps must be >= 0; got {self.warmup_steps}")
+        if not self.mbe_weight >= 0:
+            raise RotelabError(f"--mbe-weight must be >= 0; got {self.mbe_weight}")
+        if self.patch < 2:
+            raise RotelabError(f"--patch must be >= 2; got {self.patch}")
+        self.gate.validate()
 
 
 def step_mbe(hidden: tuple[torch.Tensor, ...], mask: torch.Tensor, step: int, cfg: GaptConfig) -> tuple[torch.Tensor, int]:
@@ -66,7 +81,9 @@ def train_gapt(
     Returns ``{"steps": [...per-step phase, ce, mbe, layer, counters...], "switches": [...],
     "log": [...entries every log_every steps...], "seconds", "tokens"}``.
     """
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import BarColumn, TextColumn, TimeElapsedColumn
+
+    from rotelab.core.console import progress as bar_
 
     spec = TrainSpec(lr=cfg.lr, warmup_steps=cfg.warmup_steps, weight_decay=cfg.weight_decay)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.95))
@@ -76,7 +93,7 @@ def train_gapt(
     tokens, t0 = 0, time.time()
     model.train()
     cols = [TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"), TextColumn("ce {task.fields[ce]:.3f} phase {task.fields[phase]}"), TimeElapsedColumn()]
-    with Progress(*cols, disable=not progress, transient=True) as bar:
+    with bar_(*cols, disable=not progress) as bar:
         task = bar.add_task(label, total=cfg.steps, ce=float("nan"), phase=1)
         for step in range(cfg.steps):
             for g in opt.param_groups:
@@ -104,7 +121,11 @@ def train_gapt(
 
 
 def sequence_batches(token_ids: list[list[int]], batch_size: int, *, seed: int, pad_id: int = 0) -> Callable[[int], Batch]:
-    """``next_batch(step)``: shuffled epochs over ``token_ids``, padded with the testbed's collate."""
+    """``next_batch(step)``: shuffled epochs over ``token_ids``, padded by :func:`rotelab.core.training.collate`.
+
+    A step-indexed stream of whole epochs (GAPT trains for a number of steps, not of exposures
+    per sample as :func:`rotelab.core.training.schedule` does).
+    """
     import random
 
     from rotelab.core.training import collate

@@ -3,7 +3,8 @@
 Passages of the preset's books are split (seeded) into train and held-out text; a tokenizer is
 trained on the train passages; the model is trained for ``steps`` steps (equal token budget
 for both objectives at the same seed) and evaluated on held-out text: mean token CE and MBE per
-layer. Re-running into the same folder resumes finished steps.
+layer. Re-running into the same folder resumes finished steps (same options only: see
+:func:`rotelab.entropy.api.train`).
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from rotelab.core.runs import RunFolder
 from rotelab.core.io import read_json
+from rotelab.core.runs import RunFolder
 from rotelab.entropy.gapt_train import GaptConfig, sequence_batches, train_gapt
 from rotelab.entropy.mbe import patch_mbe
+from rotelab.errors import RotelabError
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,21 @@ class LMTrainConfig:
     heldout_share: float = 0.1
     max_passages: int | None = None  # None: every passage of the preset's books
     seed: int = 0
+
+    def validate(self) -> None:
+        """Every value checked, in one line naming the command's option, before anything is written."""
+        from rotelab.testbed.presets import get_preset
+
+        get_preset(self.preset)
+        if self.n_layer is not None and self.n_layer < 1:
+            raise RotelabError(f"--n-layer must be >= 1; got {self.n_layer}")
+        if self.batch_size < 1:
+            raise RotelabError(f"--batch-size must be >= 1; got {self.batch_size}")
+        if self.max_passages is not None and self.max_passages < 10:
+            raise RotelabError(f"--max-passages must be >= 10; got {self.max_passages}")
+        if not 0 < self.heldout_share < 1:
+            raise RotelabError(f"heldout_share must be in (0, 1); got {self.heldout_share}")
+        self.gapt.validate()
 
 
 def book_passages(books: tuple[str, ...], words: int, *, seed: int, heldout_share: float, max_passages: int | None) -> dict[str, list[str]]:
@@ -64,12 +81,12 @@ def evaluate_lm(model, token_ids: list[list[int]], *, batch_size: int = 32, patc
 
 
 def train_lm(cfg: LMTrainConfig, run: RunFolder, *, progress: bool = True) -> dict[str, Any]:
+    """Data, tokenizer, training and held-out evaluation as resumable steps of ``run``;
+    returns ``entropy_train.json``'s content."""
     from transformers import PreTrainedTokenizerFast
 
-    from rotelab.core.training import save_model_dir
+    from rotelab.core.training import new_model, save_model_dir, train_tokenizer
     from rotelab.testbed.presets import get_preset
-    from rotelab.core.training import train_tokenizer
-    from rotelab.core.training import new_model
 
     p = get_preset(cfg.preset)
     spec = replace(p.model, n_layer=cfg.n_layer or p.model.n_layer)

@@ -5,7 +5,8 @@ Per condition (none, static at several alpha, dynamic, gated, optional contrasti
 * verbatim rate: greedy continuation of held-out memorized prompts equals the known one
   (Clopper-Pearson 95% CI), and its relative reduction vs no steering;
 * held-out cross-entropy: teacher-forced NLL per token on non-member passages, every position
-  steered; relative change vs none with a paired bootstrap 95% CI over passages;
+  steered; relative change vs none with a paired bootstrap 95% CI over passages
+  (:func:`rotelab.core.stats.paired_bootstrap_ci`);
 * fluency of what replaces the recitation: per-token NLL of the steered continuation under the
   unsteered model, and its share of distinct tokens (suppression by degenerate loops is not
   generalization);
@@ -22,7 +23,6 @@ score at the last prompt token for "stopped reciting" (arXiv 2605.05715 found ~0
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -31,7 +31,8 @@ from rotelab.core import stats
 from rotelab.core.runs import RunFolder
 from rotelab.steering.causal import token_match
 from rotelab.steering.labels import Item, verbatim
-from rotelab.steering.steer import SteerConfig, Steering, generate, steered_nll
+from rotelab.errors import RotelabError
+from rotelab.steering.steer import DIRECTIONS, SteerConfig, Steering, generate, steered_nll
 
 if TYPE_CHECKING:
     from rotelab.core.models import HFLanguageModel
@@ -52,6 +53,25 @@ class EvalConfig:
     answer_extra_tokens: int = 2
     batch_size: int = 64
 
+    def validate(self) -> None:
+        """One line naming the command's option for a value out of range."""
+        for opt, alphas in (("--static-alphas", self.static_alphas), ("--dynamic-alphas", self.dynamic_alphas), ("--gated-alphas", self.gated_alphas)):
+            if not all(np.isfinite(alphas)):
+                raise RotelabError(f"{opt} must be finite numbers; got {','.join(f'{a:g}' for a in alphas)}")
+        if not 0.0 <= self.tau <= 1.0:
+            raise RotelabError(f"--tau must be in [0, 1]; got {self.tau}")
+        if not self.contrastive_beta >= 0 or not self.random_alpha >= 0:
+            raise RotelabError(f"--beta and random_alpha must be >= 0; got {self.contrastive_beta}, {self.random_alpha}")
+        if self.contrastive_beta > 0 and not self.dynamic_alphas:
+            raise RotelabError("--beta > 0 needs at least one --dynamic-alphas strength (the contrastive condition steers dynamically)")
+        if self.direction not in DIRECTIONS:
+            raise RotelabError(f"--direction must be one of {', '.join(DIRECTIONS)}; got '{self.direction}'")
+        for opt, v in (("max_ce_texts", self.max_ce_texts), ("max_paraphrases", self.max_paraphrases), ("answer_extra_tokens", self.answer_extra_tokens)):
+            if v < 0:
+                raise RotelabError(f"{opt} must be >= 0; got {v}")
+        if self.batch_size < 1:
+            raise RotelabError(f"--batch-size must be >= 1; got {self.batch_size}")
+
 
 def conditions(cfg: EvalConfig) -> list[tuple[str, SteerConfig | None]]:
     """(name, config) for every condition; None = no steering."""
@@ -67,12 +87,11 @@ def conditions(cfg: EvalConfig) -> list[tuple[str, SteerConfig | None]]:
     return out
 
 
-def _ce_change_ci(nll: np.ndarray, nll0: np.ndarray, ntok: np.ndarray, *, n_boot: int = 1000, seed: int = 0) -> list[float]:
-    """Paired bootstrap over texts of sum(nll)/sum(nll0) - 1."""
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(nll), size=(n_boot, len(nll)))
-    r = nll[idx].sum(1) / nll0[idx].sum(1) - 1
-    return [float(np.quantile(r, 0.025)), float(np.quantile(r, 0.975))]
+def ce_change_ci(nll: np.ndarray, nll0: np.ndarray, *, n_boot: int = 1000, seed: int = 0) -> list[float] | None:
+    """Paired bootstrap 95% interval over texts of sum(nll) / sum(nll0) - 1 (the relative CE change;
+    both runs score the same tokens, so the token count cancels)."""
+    ci = stats.paired_bootstrap_ci((nll, nll0), lambda a, b: a.sum() / b.sum() - 1, n_boot=n_boot, seed=seed)
+    return list(ci) if ci is not None else None
 
 
 def continuation_quality(lm, items: list[Item], gens: list[list[int]], *, batch_size: int) -> tuple[float, float]:
@@ -102,7 +121,7 @@ def run_eval(lm: "HFLanguageModel", probe: "Probe", run: RunFolder, cfg: EvalCon
         st = Steering(probe, sc) if sc else None
         g_mem = generate(lm, [it.prompt for it in mem], n_mem, st, batch_size=bs, progress=progress) if mem else None
         g_para = generate(lm, [it.prompt for it in para], n_ans, st, batch_size=bs, progress=progress) if para else None
-        nll, ntok, a_ce = steered_nll(lm, ce_texts, st, batch_size=bs) if ce_texts else (np.zeros(0), np.zeros(0), np.zeros(0))
+        nll, ntok, a_ce = steered_nll(lm, ce_texts, st, batch_size=bs, progress=progress) if ce_texts else (np.zeros(0), np.zeros(0), np.zeros(0))
         hits = verbatim(lm, mem, g_mem.tokens) if mem else np.zeros(0, dtype=int)
         tm = token_match(mem, g_mem.tokens) if mem else np.zeros(0)
         ans = _answer_hits(lm, para, g_para.tokens) if para else np.zeros(0, dtype=int)
@@ -127,7 +146,7 @@ def run_eval(lm: "HFLanguageModel", probe: "Probe", run: RunFolder, cfg: EvalCon
             r0 = base["hits"].mean() if len(hits) else 0
             row["verbatim_reduction"] = float(1 - hits.mean() / r0) if r0 > 0 else None
             row["ce_change"] = float(nll.sum() / base["nll"].sum() - 1) if len(nll) else None
-            row["ce_change_ci"] = _ce_change_ci(nll, base["nll"], ntok) if len(nll) else None
+            row["ce_change_ci"] = ce_change_ci(nll, base["nll"]) if len(nll) else None
         per_item[name] = {"hits": hits, "tm": tm}
         rows.append(row)
     _probe_scores(lm, probe, mem, base, bs)

@@ -1,4 +1,4 @@
-"""Prompt sets and the two labellings of the probe's training data.
+"""Prompt sets and the three labellings of the probe's training data.
 
 Prompts come from a testbed (memorization-eliciting: prefixes of book passages trained >= 20
 times and canary prefixes; generalization-eliciting: non-member passages and paraphrased questions
@@ -16,15 +16,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from itertools import combinations
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from rotelab.core.data import Sample
 from rotelab.errors import RotelabError
 
 if TYPE_CHECKING:
     from rotelab.core.models import HFLanguageModel
+    from rotelab.testbed.folder import Testbed
 
 LABELLINGS = ("diversity", "exact", "source")
 
@@ -69,11 +70,29 @@ def paraphrase_items(lm: "HFLanguageModel", rows: list[dict]) -> list[Item]:
     return [Item(str(r["id"]), 0, "paraphrase", p, None, r["answer"]) for r, p in zip(rows, prompts)]
 
 
-def testbed_items(lm: "HFLanguageModel", testbed: Path, *, prefix: int = 32, suffix: int = 32, min_copies: int = 20) -> dict[str, list[Item]]:
-    """The testbed's prompt sets: ``mem`` (books and canaries seen >= min_copies times), ``nonmember`` passages, ``paraphrase`` questions."""
-    from rotelab.testbed.build import read_splits
+def split_rows(tb: "Testbed", name: str) -> list[dict]:
+    """The rows of a testbed split (rotelab wrote them; rows may have an empty ``text``, e.g. paraphrases)."""
+    import json
 
-    sp = read_splits(testbed)
+    path = tb.split(name)
+    if path is None:
+        raise RotelabError(f"{tb.root}: the testbed has no splits/{name}.jsonl")
+    rows = []
+    for lineno, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
+        if line.strip():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as e:
+                raise RotelabError(f"{path}:{lineno}: malformed JSON ({e.msg})") from None
+    return rows
+
+
+TESTBED_SPLITS = ("members", "nonmembers", "canaries", "paraphrases")  # the splits the prompt sets come from
+
+
+def testbed_items(lm: "HFLanguageModel", tb: "Testbed", *, prefix: int = 32, suffix: int = 32, min_copies: int = 20) -> dict[str, list[Item]]:
+    """The testbed's prompt sets: ``mem`` (books and canaries seen >= min_copies times), ``nonmember`` passages, ``paraphrase`` questions."""
+    sp = {name: split_rows(tb, name) for name in TESTBED_SPLITS}
     books = [r for r in sp["members"] if r["kind"] == "book" and r["copies"] >= min_copies]
     mem = []
     for c in sorted({r["copies"] for r in books}, reverse=True):
@@ -85,32 +104,39 @@ def testbed_items(lm: "HFLanguageModel", testbed: Path, *, prefix: int = 32, suf
     return {"mem": mem, "nonmember": [n for n in non if n.continuation is not None], "paraphrase": para}
 
 
-def user_items(lm: "HFLanguageModel", mem_file: Path | None, gen_file: Path | None, *, prefix: int, suffix: int) -> list[Item]:
-    """Items from user JSONL files (``text`` per line); both files are required."""
-    from rotelab.core.data import read_jsonl
-
-    if mem_file is None or gen_file is None:
-        raise RotelabError("not a testbed folder: give --mem FILE.jsonl (memorized texts) and --gen FILE.jsonl (novel texts), one 'text' per line")
+def user_items(lm: "HFLanguageModel", mem: list[Sample], gen: list[Sample], *, prefix: int, suffix: int) -> list[Item]:
+    """Items from the user's memorized (``mem``) and novel (``gen``) texts."""
     out = []
-    for f, src, group in ((mem_file, 1, "user mem"), (gen_file, 0, "user gen")):
-        rows = [{"id": s.id, "text": s.text} for s in read_jsonl(f)]
-        out += items_from_texts(lm, rows, source=src, group=group, prefix=prefix, suffix=suffix)
+    for samples, src, group in ((mem, 1, "user mem"), (gen, 0, "user gen")):
+        out += items_from_texts(lm, [{"id": s.id, "text": s.text} for s in samples], source=src, group=group, prefix=prefix, suffix=suffix)
     return out
 
 
+def long_texts(lm: "HFLanguageModel", samples: list[Sample], *, source: str | None, reads: int) -> dict:
+    """Texts longer than the context: the probe reads only their first ``reads`` tokens (noted);
+    under ``--long-text error`` the first one is refused, naming the file and sample."""
+    ids = lm.tokenize([s.text for s in samples])
+    long = [i for i, x in enumerate(ids) if len(x) > lm.max_length]
+    if long and lm.long_text == "error":
+        i = long[0]
+        where = f"{source}: " if source else ""
+        raise RotelabError(f"{where}sample '{samples[i].id}': {len(ids[i])} tokens > context {lm.max_length}; choose --long-text truncate (the probe reads the first {reads} tokens)")
+    return {"policy": lm.long_text, "max_length": lm.max_length, "n_texts": len(ids), "n_longer_than_context": len(long),
+            "tokens_read": reads, "example_ids": [samples[i].id for i in long[:10]]}
+
+
 def diversity(lm: "HFLanguageModel", items: list[Item], *, k: int = 8, n_tokens: int = 16, temperature: float = 0.8, seed: int = 0, batch_size: int = 64, progress: bool = False) -> np.ndarray:
-    """D(x) = mean over the K(K-1)/2 pairs of sampled continuations of the normalised token edit distance."""
+    """D(x) = mean over the K(K-1)/2 pairs of sampled continuations of the normalised token edit distance.
+
+    The K continuations of prompt i come from the core decoder's sampling, seeded per (seed, i, j):
+    D never depends on the batch size or on the other prompts.
+    """
     from rapidfuzz.distance import Levenshtein
 
-    from rotelab.steering.steer import generate
+    from rotelab.core.generate import Sampling, decode
 
-    prompts = [it.prompt for it in items for _ in range(k)]
-    g = generate(lm, prompts, n_tokens, temperature=temperature, seed=seed, batch_size=batch_size, progress=progress).tokens
-    d = np.empty(len(items))
-    for i in range(len(items)):
-        samples = g[i * k : (i + 1) * k]
-        d[i] = np.mean([Levenshtein.normalized_distance(a, b) for a, b in combinations(samples, 2)])
-    return d
+    g = decode(lm, [it.prompt for it in items], n_tokens, sampling=Sampling(temperature=temperature, n=k, seed=seed), batch_size=batch_size, progress=progress, label="diversity samples").tokens
+    return np.array([np.mean([Levenshtein.normalized_distance(a, b) for a, b in combinations(samples, 2)]) for samples in g])
 
 
 def diversity_labels(d: np.ndarray, *, tau_lo: float, tau_hi: float) -> np.ndarray:
@@ -124,13 +150,11 @@ def diversity_labels(d: np.ndarray, *, tau_lo: float, tau_hi: float) -> np.ndarr
 
 def verbatim(lm: "HFLanguageModel", items: list[Item], gens: list[list[int]] | None = None, *, batch_size: int = 64) -> np.ndarray:
     """1 where the greedy continuation equals the known one, 0 elsewhere (and where none is known)."""
-    from rotelab.steering.steer import generate
-
     out = np.zeros(len(items), dtype=int)
     idx = [i for i, it in enumerate(items) if it.continuation]
     if gens is None and idx:
         n = max(len(items[i].continuation) for i in idx)
-        gens_idx = generate(lm, [items[i].prompt for i in idx], n, batch_size=batch_size).tokens
+        gens_idx = lm.greedy([items[i].prompt for i in idx], n, batch_size=batch_size)
     else:
         gens_idx = [gens[i] for i in idx] if idx else []
     for i, g in zip(idx, gens_idx):

@@ -18,9 +18,10 @@ import numpy as np
 import torch
 
 from rotelab.core import stats
-from rotelab.core.io import read_json, write_json
-from rotelab.errors import RotelabError
+from rotelab.core.batching import map_sorted
 from rotelab.core.hooks import find_blocks, hooked, site_name
+from rotelab.core.io import atomic_write_bytes, read_json, write_json
+from rotelab.errors import RotelabError
 
 if TYPE_CHECKING:
     from rotelab.core.models import HFLanguageModel
@@ -62,24 +63,48 @@ class Probe:
         raise RotelabError(f"direction must be diffmean, probe or random; got '{kind}'")
 
     def save(self, folder: Path) -> None:
+        """``probe.npz`` (numbers only, written atomically) and ``probe.json`` (site, position)."""
+        import io
+
         folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        np.savez(folder / "probe.npz", w=self.w, b=np.array(self.b), mu_mem=self.mu_mem, mu_gen=self.mu_gen)
+        buf = io.BytesIO()
+        np.savez(buf, w=self.w, b=np.array(self.b), mu_mem=self.mu_mem, mu_gen=self.mu_gen)
+        atomic_write_bytes(folder / "probe.npz", buf.getvalue())
         write_json(folder / "probe.json", {"layer": self.layer, "site": self.site, "position": self.position, "blocks": self.blocks, "d_model": int(self.w.shape[0])})
 
     @classmethod
     def load(cls, folder: Path) -> "Probe":
+        """Read a probe written by :meth:`save`; arrays only (no pickles), every field checked in one line."""
         folder = Path(folder)
         if not (folder / "probe.npz").exists():
             raise RotelabError(f"{folder}: no probe.npz (run 'rotelab steer probe --out {folder}' first)")
         meta = read_json(folder / "probe.json")
-        z = np.load(folder / "probe.npz")
-        return cls(meta["layer"], meta["position"], z["w"].astype(np.float32), float(z["b"]), z["mu_mem"].astype(np.float32), z["mu_gen"].astype(np.float32), meta.get("blocks"))
+        for key in ("layer", "position"):
+            if key not in meta:
+                raise RotelabError(f"{folder / 'probe.json'}: missing field '{key}'")
+        try:
+            with np.load(folder / "probe.npz", allow_pickle=False) as z:
+                arrays = {k: np.asarray(z[k], dtype=np.float32 if k != "b" else np.float64) for k in ("w", "b", "mu_mem", "mu_gen")}
+        except (KeyError, ValueError, OSError) as e:
+            raise RotelabError(f"{folder / 'probe.npz'}: not a probe written by rotelab ({type(e).__name__}: {str(e).splitlines()[0][:120]})") from None
+        d = arrays["w"].shape
+        if len(d) != 1 or arrays["mu_mem"].shape != d or arrays["mu_gen"].shape != d or arrays["b"].size != 1:
+            raise RotelabError(f"{folder / 'probe.npz'}: arrays w, mu_mem, mu_gen must share one shape (d,) and b be a number")
+        return cls(int(meta["layer"]), str(meta["position"]), arrays["w"], float(arrays["b"].reshape(-1)[0]), arrays["mu_mem"], arrays["mu_gen"], meta.get("blocks"))
+
+    def check_model(self, lm: "HFLanguageModel") -> None:
+        """Refuse, in one line, a model whose residual stream the probe cannot read."""
+        n_blocks = len(find_blocks(lm.model, self.blocks))
+        if self.layer >= n_blocks:
+            raise RotelabError(f"the probe reads block {self.layer}; the model has {n_blocks} blocks")
+        width = int(getattr(lm.model.config, "hidden_size", None) or lm.model.get_input_embeddings().weight.shape[1])
+        if width != self.w.shape[0]:
+            raise RotelabError(f"the probe was fitted on {self.w.shape[0]}-dimensional activations; the model's are {width}-dimensional (another model?)")
 
 
-@torch.inference_mode()
-def collect_activations(lm: "HFLanguageModel", prompts: list[list[int]], *, blocks: str | None = None, batch_size: int = 32) -> dict[str, np.ndarray]:
-    """Block outputs per prompt: ``{"last": (L, N, d), "mean": (L, N, d)}`` (mean over the prompt's tokens)."""
+def collect_activations(lm: "HFLanguageModel", prompts: list[list[int]], *, blocks: str | None = None, batch_size: int = 32, progress: bool = False) -> dict[str, np.ndarray]:
+    """Block outputs per prompt: ``{"last": (L, N, d), "mean": (L, N, d)}`` (mean over the prompt's tokens),
+    read by hooks on every block in length-sorted batches."""
     n_layers = len(find_blocks(lm.model, blocks))
     grab: dict[int, torch.Tensor] = {}
 
@@ -90,18 +115,19 @@ def collect_activations(lm: "HFLanguageModel", prompts: list[list[int]], *, bloc
 
         return edit
 
-    last, mean = [], []
+    @torch.inference_mode()
+    def batch_acts(batch: list[list[int]]) -> list[tuple[np.ndarray, np.ndarray]]:
+        ids, mask = lm._right_pad(batch)  # (B, T)
+        lm.model(input_ids=ids, attention_mask=mask)
+        H = torch.stack([grab[l] for l in range(n_layers)])  # (L, B, T, d)
+        last = H[:, torch.arange(len(batch)), mask.sum(1) - 1].cpu().numpy()  # (L, B, d)
+        m = mask[None, :, :, None].float()
+        mean = ((H * m).sum(2) / m.sum(2)).cpu().numpy()  # (L, B, d)
+        return [(last[:, r], mean[:, r]) for r in range(len(batch))]
+
     with hooked(lm.model, {l: reader(l) for l in range(n_layers)}, blocks=blocks):
-        for s in range(0, len(prompts), batch_size):
-            batch = prompts[s : s + batch_size]
-            ids, mask = lm._right_pad(batch)  # (B, T)
-            lm.model(input_ids=ids, attention_mask=mask)
-            H = torch.stack([grab[l] for l in range(n_layers)])  # (L, B, T, d)
-            lens = mask.sum(1)  # (B,)
-            last.append(H[:, torch.arange(len(batch)), lens - 1].cpu())
-            m = mask[None, :, :, None].float()
-            mean.append(((H * m).sum(2) / m.sum(2)).cpu())
-    return {"last": torch.cat(last, 1).numpy(), "mean": torch.cat(mean, 1).numpy()}
+        rows = map_sorted(batch_acts, prompts, batch_size=batch_size, progress=progress, label="activations")
+    return {"last": np.stack([r[0] for r in rows], 1), "mean": np.stack([r[1] for r in rows], 1)}
 
 
 def _fit(X: np.ndarray, y: np.ndarray, C: float, seed: int) -> tuple[np.ndarray, float]:

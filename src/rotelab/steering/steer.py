@@ -30,9 +30,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from rotelab.core.generate import DecodeHook, Sampling, StepInputs, cache_kw, decode, keep_last_logits
-from rotelab.errors import RotelabError
+from rotelab.core.batching import map_sorted
+from rotelab.core.generate import DecodeHook, StepInputs, cache_kw, decode, keep_last_logits
 from rotelab.core.hooks import hooked
+from rotelab.errors import RotelabError
 
 if TYPE_CHECKING:
     from rotelab.core.models import HFLanguageModel
@@ -56,6 +57,8 @@ class SteerConfig:
     steer_prompt: bool = False  # also steer every prompt token, not only the last one
 
     def validate(self) -> None:
+        if not np.isfinite(self.alpha):
+            raise RotelabError(f"--alpha must be a finite number; got {self.alpha}")
         if self.mode not in MODES:
             raise RotelabError(f"--mode must be one of {', '.join(MODES)}; got '{self.mode}'")
         if self.direction not in DIRECTIONS:
@@ -197,21 +200,18 @@ def generate(
     steering: Steering | None = None,
     *,
     use_cache: bool = True,
-    temperature: float = 0.0,
-    seed: int = 0,
     batch_size: int = 32,
     progress: bool = False,
 ) -> Generation:
-    """Steered (or plain) decoding through the core decoder, ``max_new_tokens`` per prompt, no stop at EOS.
+    """Greedy steered (or plain) decoding through the core decoder
+    (:func:`rotelab.core.generate.decode`), ``max_new_tokens`` per prompt, no stop at EOS.
 
-    Greedy unless ``temperature > 0`` (then sampled, seeded per prompt: see
-    :func:`rotelab.core.generate.decode`). With ``steering=None`` the tokens equal
-    :func:`rotelab.core.generate.greedy_generate`; alpha and p_mem are then NaN.
+    With ``steering=None`` the tokens equal :func:`rotelab.core.generate.greedy_generate`;
+    alpha and p_mem are then NaN.
     """
-    sampling = Sampling(temperature=temperature, seed=seed) if temperature > 0 else None
     hook = SteeringHook(steering, use_cache=use_cache) if steering is not None else None
     label = "steered decoding" if steering else "decoding"
-    d = decode(lm, prompts, max_new_tokens, sampling=sampling, hook=hook, batch_size=batch_size, use_cache=use_cache, progress=progress, label=label)
+    d = decode(lm, prompts, max_new_tokens, hook=hook, batch_size=batch_size, use_cache=use_cache, progress=progress, label=label)
     toks = d.first()
     if steering is None:
         nan = [[float("nan")] * max_new_tokens for _ in prompts]
@@ -220,28 +220,31 @@ def generate(
 
 
 @torch.inference_mode()
-def steered_nll(lm: "HFLanguageModel", texts: list[list[int]], steering: Steering | None = None, *, batch_size: int = 32) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def steered_nll(lm: "HFLanguageModel", texts: list[list[int]], steering: Steering | None = None, *, batch_size: int = 32, progress: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Teacher-forced NLL under steering (every position steered): per text the summed NLL, the
-    number of predicted tokens, and the mean alpha_t over its positions (NaN unsteered)."""
+    number of predicted tokens, and the mean alpha_t over its positions (NaN unsteered).
+    Texts go through the model in length-sorted batches."""
     from contextlib import nullcontext
 
     import torch.nn.functional as F
 
-    nll = np.zeros(len(texts))
-    n = np.zeros(len(texts), dtype=int)
-    alpha = np.full(len(texts), np.nan)
+    def batch_nll(batch: list[list[int]]) -> list[tuple[float, int, float]]:
+        ids, mask = lm._right_pad(batch)  # (B, T)
+        if steering is not None:
+            steering.trace = Trace.empty(*ids.shape, 0)
+        logits = lm.model(input_ids=ids, attention_mask=mask).logits.float()  # (B, T, V)
+        lp = -F.cross_entropy(logits[:, :-1].transpose(1, 2), ids[:, 1:], reduction="none")  # (B, T-1)
+        nll = -(lp * mask[:, 1:]).sum(1).cpu().numpy()
+        n = mask[:, 1:].sum(1).cpu().numpy()
+        alpha = np.full(len(batch), np.nan)
+        if steering is not None:
+            a = steering.trace.alpha.numpy() * mask.cpu().numpy()  # (B, T); padded columns 0
+            alpha = a.sum(1) / mask.sum(1).cpu().numpy()
+        return list(zip(nll.tolist(), n.tolist(), alpha.tolist()))
+
     with steering.attach(lm) if steering else nullcontext():
-        for s in range(0, len(texts), batch_size):
-            batch = texts[s : s + batch_size]
-            ids, mask = lm._right_pad(batch)  # (B, T)
-            if steering is not None:
-                steering.trace = Trace.empty(*ids.shape, 0)
-            logits = lm.model(input_ids=ids, attention_mask=mask).logits.float()  # (B, T, V)
-            lp = -F.cross_entropy(logits[:, :-1].transpose(1, 2), ids[:, 1:], reduction="none")  # (B, T-1)
-            lp = (lp * mask[:, 1:]).cpu().numpy()
-            nll[s : s + len(batch)] = -lp.sum(1)
-            n[s : s + len(batch)] = mask[:, 1:].sum(1).cpu().numpy()
-            if steering is not None:
-                a = steering.trace.alpha.numpy() * mask.cpu().numpy()  # (B, T); padded columns 0
-                alpha[s : s + len(batch)] = a.sum(1) / mask.sum(1).cpu().numpy()
-    return nll, n, alpha
+        rows = map_sorted(batch_nll, texts, batch_size=batch_size, progress=progress, label="steered NLL" if steering else "NLL")
+    if not rows:
+        return np.zeros(0), np.zeros(0, dtype=int), np.zeros(0)
+    nll, n, alpha = (np.array(c) for c in zip(*rows))
+    return nll, n.astype(int), alpha

@@ -1,4 +1,5 @@
-"""``steer probe``: prompt sets -> labels (diversity, exact, source) -> activations -> probe -> causal check.
+"""The steps of ``steer probe`` inside a run folder: prompt sets -> labels (diversity, exact,
+source) -> activations -> probe -> causal check; and the held-out sets ``steer eval`` reads.
 
 Run folder: ``probe.npz`` + ``probe.json`` (the probe), ``items.parquet`` (every prompt with its role
 probe | eval, diversity D and labels), ``probe_summary.json`` (AUROC per block and position with
@@ -13,8 +14,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from rotelab.core.runs import RunFolder, read_parquet
+from rotelab.core.data import Sample
 from rotelab.core.io import read_json
+from rotelab.core.runs import RunFolder, read_parquet
 from rotelab.errors import RotelabError
 from rotelab.steering import labels as L
 from rotelab.steering.causal import dose_response
@@ -22,6 +24,7 @@ from rotelab.steering.probe import collect_activations, split_indices, train_pro
 
 if TYPE_CHECKING:
     from rotelab.core.models import HFLanguageModel
+    from rotelab.testbed.folder import Testbed
 
 
 @dataclass(frozen=True)
@@ -49,12 +52,29 @@ class ProbeConfig:
             raise RotelabError(f"need 0 <= --tau-lo <= --tau-hi <= 1; got {self.tau_lo}, {self.tau_hi}")
         if self.k < 2:
             raise RotelabError(f"--k must be >= 2 (pairs of samples); got {self.k}")
+        for opt, v in (("--prefix-tokens", self.prefix), ("--suffix-tokens", self.suffix), ("div_tokens", self.div_tokens), ("--batch-size", self.batch_size), ("max_per_group", self.max_per_group)):
+            if v < 1:
+                raise RotelabError(f"{opt} must be >= 1; got {v}")
+        if not self.temperature > 0 or not self.C > 0:
+            raise RotelabError(f"temperature and C must be > 0; got {self.temperature}, {self.C}")
         if not 0 < self.eval_share < 1 or not 0 < self.test_share < 1:
             raise RotelabError(f"eval_share and test_share must be in (0, 1); got {self.eval_share}, {self.test_share}")
+        if not all(np.isfinite(self.displacements)):
+            raise RotelabError(f"displacements must be finite; got {self.displacements}")
 
 
-def is_testbed(path: Path) -> bool:
-    return (Path(path) / "splits" / "members.jsonl").exists()
+@dataclass(frozen=True)
+class PromptSet:
+    """The probe's prompts, each with its role (``probe`` trains it, ``eval`` is held out for
+    ``steer eval``) and the set it came from (mem, nonmember, paraphrase; user files: mem, gen)."""
+
+    items: list[L.Item]
+    roles: list[str]
+    sets: list[str]
+
+    @property
+    def probe_items(self) -> list[L.Item]:
+        return [it for it, r in zip(self.items, self.roles) if r == "probe"]
 
 
 def assign_roles(sets: dict[str, list[L.Item]], cfg: ProbeConfig, seed: int) -> tuple[list[L.Item], list[str]]:
@@ -70,7 +90,26 @@ def assign_roles(sets: dict[str, list[L.Item]], cfg: ProbeConfig, seed: int) -> 
     return items, roles
 
 
-def load_items(lm: "HFLanguageModel", probe_dir: Path, testbed: Path, *, role: str) -> dict[str, list[L.Item]]:
+def prompt_set(lm: "HFLanguageModel", cfg: ProbeConfig, *, testbed: "Testbed | None" = None, mem: list[Sample] | None = None, gen: list[Sample] | None = None, seed: int = 0) -> PromptSet:
+    """The probe's prompts from a testbed (split by role, seeded) or from the user's texts; refused
+    in one line when the prompts cannot fit the context or lack one of the two kinds."""
+    if len(lm.bos_ids) + cfg.prefix + cfg.suffix > lm.max_length:
+        raise RotelabError(f"--prefix-tokens {cfg.prefix} + --suffix-tokens {cfg.suffix} (+ BOS) exceed the model's context of {lm.max_length} tokens")
+    if testbed is not None:
+        sets = L.testbed_items(lm, testbed, prefix=cfg.prefix, suffix=cfg.suffix)
+        items, roles = assign_roles(sets, cfg, seed)
+        set_of = {id(it): name for name, group in sets.items() for it in group}
+        ps = PromptSet(items, roles, [set_of[id(it)] for it in items])
+    else:
+        items = L.user_items(lm, mem, gen, prefix=cfg.prefix, suffix=cfg.suffix)
+        ps = PromptSet(items, ["probe"] * len(items), ["mem" if it.source else "gen" for it in items])
+    P = ps.probe_items
+    if not any(it.source for it in P) or all(it.source for it in P):
+        raise RotelabError(f"the probe needs prompts of both kinds; got {sum(it.source for it in P)} memorized and {sum(1 - it.source for it in P)} generalizing")
+    return ps
+
+
+def load_items(lm: "HFLanguageModel", probe_dir: Path, testbed: "Testbed", *, role: str) -> dict[str, list[L.Item]]:
     """The testbed prompt sets restricted to the ids the probe run gave ``role``."""
     meta = read_parquet(Path(probe_dir) / "items.parquet")
     keep = {(g, i) for g, i, r in zip(meta["set"], meta["id"], meta["role"]) if r == role}
@@ -79,25 +118,13 @@ def load_items(lm: "HFLanguageModel", probe_dir: Path, testbed: Path, *, role: s
     return {name: [it for it in group if (name, it.id) in keep] for name, group in sets.items()}
 
 
-def run_probe(lm: "HFLanguageModel", run: RunFolder, cfg: ProbeConfig, *, testbed: Path | None = None, mem_file: Path | None = None, gen_file: Path | None = None, seed: int = 0, progress: bool = False) -> dict:
-    """Label prompts, fit the per-block probe, check it causally; write everything into ``run``."""
-    cfg.validate()
-    if len(lm.bos_ids) + cfg.prefix + cfg.suffix > lm.max_length:
-        raise RotelabError(f"--prefix-tokens {cfg.prefix} + --suffix-tokens {cfg.suffix} (+ BOS) exceed the model's context of {lm.max_length} tokens")
-    if testbed is not None and is_testbed(testbed):
-        sets = L.testbed_items(lm, testbed, prefix=cfg.prefix, suffix=cfg.suffix)
-        items, roles = assign_roles(sets, cfg, seed)
-        set_of = {id(it): name for name, group in sets.items() for it in group}
-        set_names = [set_of[id(it)] for it in items]
-    else:
-        items = L.user_items(lm, mem_file, gen_file, prefix=cfg.prefix, suffix=cfg.suffix)
-        roles = ["probe"] * len(items)
-        set_names = ["mem" if it.source else "gen" for it in items]
-    roles_a = np.array(roles)
-    P = [it for it, r in zip(items, roles) if r == "probe"]
-    if not any(it.source for it in P) or all(it.source for it in P):
-        raise RotelabError(f"the probe needs prompts of both kinds; got {sum(it.source for it in P)} memorized and {sum(1 - it.source for it in P)} generalizing")
+def run_probe(lm: "HFLanguageModel", run: RunFolder, cfg: ProbeConfig, prompts: PromptSet, *, seed: int = 0, progress: bool = False) -> dict:
+    """Label the probe prompts, fit the per-block probe, check it causally; write everything into ``run``.
 
+    Returns the headline figures (:func:`probe_result` of ``probe_summary.json``).
+    """
+    items, roles = prompts.items, prompts.roles
+    P = prompts.probe_items
     src = np.array([it.source for it in P])
     d = L.diversity(lm, P, k=cfg.k, n_tokens=cfg.div_tokens, temperature=cfg.temperature, seed=seed, batch_size=cfg.batch_size, progress=progress)
     labs = {"source": src, "diversity": L.diversity_labels(d, tau_lo=cfg.tau_lo, tau_hi=cfg.tau_hi), "exact": L.verbatim(lm, P, batch_size=cfg.batch_size)}
@@ -109,18 +136,18 @@ def run_probe(lm: "HFLanguageModel", run: RunFolder, cfg: ProbeConfig, *, testbe
             f"labels '{cfg.labels}' give {int(y.sum())} memorizing and {int(len(y) - y.sum())} generalizing prompts (need >= 4 each); "
             f"try --labels source or other --tau-lo/--tau-hi (D ranges {d.min():.2f}..{d.max():.2f})"
         )
-    acts = collect_activations(lm, [P[i].prompt for i in keep], blocks=cfg.blocks, batch_size=cfg.batch_size)
+    acts = collect_activations(lm, [P[i].prompt for i in keep], blocks=cfg.blocks, batch_size=cfg.batch_size, progress=progress)
     tr, te = split_indices(y, test_share=cfg.test_share, seed=seed)
     probe, layer_rows = train_probe(acts, y, tr, te, C=cfg.C, seed=seed, blocks=cfg.blocks)
     probe.save(run.path)
 
-    pi = np.flatnonzero(roles_a == "probe")
+    pi = np.flatnonzero(np.array(roles) == "probe")
     col = {k: np.full(len(items), -1) for k in labs}
     div = np.full(len(items), np.nan)
     for k in labs:
         col[k][pi] = labs[k]
     div[pi] = d
-    run.write_parquet("items.parquet", {"id": [it.id for it in items], "set": set_names, "group": [it.group for it in items], "role": roles,
+    run.write_parquet("items.parquet", {"id": [it.id for it in items], "set": prompts.sets, "group": [it.group for it in items], "role": roles,
                                         "source": [it.source for it in items], "diversity": div, **{f"label_{k}": v for k, v in col.items()}})
 
     held = [it for it, r in zip(items, roles) if r == "eval" and it.source == 1 and it.continuation]
@@ -138,6 +165,12 @@ def run_probe(lm: "HFLanguageModel", run: RunFolder, cfg: ProbeConfig, *, testbe
     }
     run.write_json("probe_summary.json", summary)
     _figures(run, summary)
+    return probe_result(summary)
+
+
+def probe_result(summary: dict) -> dict:
+    """The headline figures of a probe run (what ``steer probe`` returns and prints)."""
+    causal = summary["causal"]
     return {k: summary[k] for k in ("site", "position", "auroc", "auroc_ci", "labels_used", "label_counts")} | {"causal": causal.get("causal"), "causal_reason": causal.get("causal_reason")}
 
 
@@ -185,15 +218,16 @@ def _figures(run: RunFolder, s: dict) -> None:
         run.figure("dose_response", fig)
 
 
-def eval_sets(lm, probe_dir: Path, testbed: Path | None, mem: Path | None, gen: Path | None) -> dict:
-    """Held-out prompt sets: the testbed's eval role of the probe run, or the user's files."""
-    from rotelab.steering.labels import user_items
-
+def eval_sets(lm: "HFLanguageModel", probe_dir: Path, *, testbed: "Testbed | None" = None, mem: list[Sample] | None = None, gen: list[Sample] | None = None) -> dict:
+    """Held-out prompt sets: the testbed's prompts the probe run held out (role ``eval``), or the user's texts."""
     if testbed is not None:
         sets = load_items(lm, probe_dir, testbed, role="eval")
         return {"mem": sets["mem"], "ce_texts": [it.prompt + it.continuation for it in sets["nonmember"]], "paraphrases": sets["paraphrase"]}
-    from rotelab.core.io import read_json
-
     c = read_json(Path(probe_dir) / "probe_summary.json")["config"]
-    items = user_items(lm, mem, gen, prefix=c["prefix"], suffix=c["suffix"])
+    items = L.user_items(lm, mem, gen, prefix=c["prefix"], suffix=c["suffix"])
     return {"mem": [it for it in items if it.source], "ce_texts": [it.prompt + (it.continuation or []) for it in items if not it.source], "paraphrases": []}
+
+
+def testbed_inputs(tb: "Testbed") -> dict[str, Path]:
+    """The testbed files the prompt sets come from (hashed into a run's identity)."""
+    return {f"testbed {name}": tb.split(name) for name in L.TESTBED_SPLITS if tb.split(name) is not None}
