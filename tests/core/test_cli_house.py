@@ -3,7 +3,6 @@
 import subprocess
 import sys
 import textwrap
-import time
 
 from typer.testing import CliRunner
 
@@ -17,14 +16,19 @@ def test_importing_the_cli_loads_neither_torch_nor_transformers():
 
 
 def test_help_starts_fast():
-    best = min(_timed([sys.executable, "-m", "rotelab.cli", "--help"]) for _ in range(3))
-    assert best < 1.5, best  # about 0.3 s idle; generous for a loaded CI machine
+    """CPU seconds of ``rotelab --help`` (wall time is 0.26 s idle; CPU time barely moves when
+    other jobs load the machine, wall time does)."""
+    best = min(_cpu_seconds([sys.executable, "-m", "rotelab.cli", "--help"]) for _ in range(3))
+    assert best < 0.8, best
 
 
-def _timed(cmd):
-    t = time.perf_counter()
+def _cpu_seconds(cmd):
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     subprocess.run(cmd, capture_output=True, check=True)
-    return time.perf_counter() - t
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def test_flags_show_no_type_in_help():

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from rotelab.core.api import DEFAULT_CACHE, as_model, as_samples, resolve_cache
+from rotelab.core.api import DEFAULT_CACHE, as_model, as_samples, data_identity, resolve_cache
 from rotelab.core.cache import SignalCache
 from rotelab.core.data import Sample
 from rotelab.core.models import LanguageModel, LoadOptions
@@ -44,8 +44,9 @@ def signals(
         raise RotelabError(f"--batch-size must be >= 1; got {batch_size}")
     samples = as_samples(data, role="data")  # every input validated before a run folder exists
     lm = as_model(model, load)
-    inputs = {"data": data} if isinstance(data, (str, Path)) else {}
-    with open_run(out, "signals", dict(model=model if isinstance(model, (str, Path)) else lm.name, data=data if inputs else "in memory", batch_size=batch_size, long_text=lm.long_text, dtype=str(getattr(lm, "dtype", ""))), inputs=inputs, models={"model": lm.cache_namespace}, overwrite=overwrite, volatile=("batch_size",)) as run:
+    inputs, data_option = data_identity("data", data, samples)
+    options = dict(model=model if isinstance(model, (str, Path)) else lm.name, data=data_option, batch_size=batch_size, long_text=lm.long_text, dtype=str(getattr(lm, "dtype", "")))
+    with open_run(out, "signals", options, inputs=inputs, models={"model": lm.cache_namespace}, overwrite=overwrite, volatile=("batch_size",)) as run:
         run.note("tokenizer", str(getattr(lm, "source", "") or ""))
         result = inspect_signals(lm, samples, run, SignalsConfig(batch_size), cache=resolve_cache(cache), progress=progress)
         from rotelab.report import build_report
