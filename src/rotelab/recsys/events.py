@@ -72,6 +72,9 @@ def _column(table, name: str, path: Path) -> np.ndarray:
     if out.dtype.kind not in "iuf":
         row, bad = next((r, v) for r, v in enumerate(col.to_pylist()) if not _is_number(v))
         raise RotelabError(f"{path}: column '{name}': {bad!r} in data row {row + 1} is not a number")
+    if out.dtype.kind == "f" and not np.isfinite(out).all():
+        row = int(np.flatnonzero(~np.isfinite(out))[0])
+        raise RotelabError(f"{path}: column '{name}': {out[row]} in data row {row + 1} is not a finite number")
     return out
 
 
