@@ -143,3 +143,17 @@ def test_measure_reports_latency_for_a_request(micro_store, vista):
     lat = measure(vista["dir"] / "model.pt", micro_store.path, 16, cache_path=vista["dir"] / "c.sqlite", version="v1", n_cand=10, min_time_s=0.05)
     assert lat.model == "vista" and lat.n_history == 2000 and lat.events_read == 256
     assert lat.n_requests >= 3 and lat.median_ms > 0 and lat.requests_per_s > 0
+
+
+def test_summary_dropout_withholds_whole_summaries_at_the_given_rate():
+    from rotelab.recsys.models import ModelConfig
+    from rotelab.recsys.train import _withhold
+
+    torch.manual_seed(0)
+    m = Recommender(ModelConfig("vista", n_items=20, n_tasks=1, d=8, n_seeds=4))
+    z = torch.rand(2000, 4, 9) + 0.1  # every seed filled
+    assert _withhold(m, z, 0.0, torch.Generator().manual_seed(0)) is z  # off: training as before, no random draws
+    out = _withhold(m, z, 0.25, torch.Generator().manual_seed(0))
+    dropped = (out == 0).all(dim=(1, 2))
+    assert torch.equal(out[~dropped], z[~dropped]) and not m.filled(out[dropped]).any()
+    assert abs(dropped.float().mean().item() - 0.25) < 0.03

@@ -83,13 +83,14 @@ def train(
     dim: Annotated[int, typer.Option("--dim", help="Embedding size d (divisible by 2 heads).")] = _TRAIN.d,
     candidates: Annotated[int, typer.Option("--candidates", help="Last events per user used as logged candidates.")] = _TRAIN.k,
     cache_dtype: Annotated[CacheDtype, typer.Option("--cache-dtype", help="Summary values in the cache.")] = CacheDtype(_TRAIN.cache_dtype),
+    summary_dropout: Annotated[float, typer.Option("--summary-dropout", help="VISTA: share of training examples without their summary, so cold users are served well from the recent window.")] = _TRAIN.summary_dropout,
     seed: SeedOpt = _TRAIN.seed,
 ):
     """Train one model (full target attention, recent-only, or VISTA with its summary cache) and evaluate it."""
     from rotelab.recsys import api
 
     cfg = replace(_TRAIN, model=model.value, epochs=epochs, downstream_epochs=downstream_epochs, max_len=max_len, n_seeds=seeds, d=dim,
-                  k=candidates, cache_dtype=cache_dtype.value, seed=seed)
+                  k=candidates, cache_dtype=cache_dtype.value, summary_dropout=summary_dropout, seed=seed)
     out = run.out_dir("recsys train")
     emit_run(api.train(data, out=out, config=cfg, overwrite=run.overwrite, progress=run.progress), run, out)
 

@@ -25,6 +25,8 @@ from rotelab.recsys.cache import SummaryCache
 from rotelab.recsys.events import EventStore, open_store
 from rotelab.recsys.models import ModelConfig, Recommender
 
+MODEL_FORMAT = "rotelab.recsys/1"  # safetensors metadata "format" of a recsys model file
+
 
 def save_model(model: Recommender, path: Path) -> None:
     """Write ``model`` as one safetensors file: the weights, and its :class:`ModelConfig` as JSON in
@@ -58,16 +60,13 @@ def load_model(path: Path) -> Recommender:
             if meta.get("format") != MODEL_FORMAT:
                 raise ValueError(f"metadata format {meta.get('format')!r}, expected {MODEL_FORMAT!r}")
             state = {k: f.get_tensor(k) for k in f.keys()}
-        cfg = ModelConfig(**json.loads(meta["config"]))
-    except (SafetensorError, ValueError, KeyError, TypeError) as e:
+        m = Recommender(ModelConfig(**json.loads(meta["config"])))
+        m.load_state_dict(state)
+    except (SafetensorError, ValueError, KeyError, TypeError, AssertionError, RuntimeError) as e:
         why = (str(e).splitlines() or [type(e).__name__])[0]
         raise RotelabError(f"{path}: not a rotelab recsys model (safetensors with its config; pickles are never loaded): {why}") from None
-    m = Recommender(cfg)
-    m.load_state_dict(state)
     return m.eval()
 
-
-MODEL_FORMAT = "rotelab.recsys/1"
 
 
 @dataclass
@@ -76,7 +75,7 @@ class ServeCounts:
 
     ``cold``: no summary of the user in the cache (a new user, or one the stage-1 job has not
     reached); ``empty``: a summary covering no events (every event is newer than it). Both are
-    served from the recent window, as the recent-only model would be, and counted here.
+    served from the recent window alone (see :meth:`Recommender.filled`) and counted here.
     """
 
     requests: int = 0

@@ -87,6 +87,16 @@ def _recon_targets(hist: torch.Tensor, m: int, gen: torch.Generator) -> torch.Te
     return hist.gather(1, pos)
 
 
+def _withhold(model: Recommender, z: torch.Tensor | None, p: float, gen: torch.Generator) -> torch.Tensor | None:
+    """Z with each user's summary withheld (replaced by :meth:`Recommender.no_summary`) with
+    probability ``p``: the scorer also learns to serve from the recent window alone, as it must for
+    a cold user or an empty summary (dropout of the warm-start input, as DropoutNet, Volkovs et al. 2017)."""
+    if z is None or p == 0:
+        return z
+    drop = torch.rand(z.shape[0], generator=gen) < p
+    return torch.where(drop[:, None, None], model.no_summary(z.shape[0]), z)
+
+
 def _loss(model: Recommender, b: dict, cfg: TrainConfig, gen: torch.Generator, z: torch.Tensor | None) -> torch.Tensor:
     negs = torch.randint(1, model.cfg.n_items + 1, (cfg.n_neg,), generator=gen)
     B, k = b["cand"].shape
@@ -94,7 +104,7 @@ def _loss(model: Recommender, b: dict, cfg: TrainConfig, gen: torch.Generator, z
     foundation = model.cfg.kind == "vista" and z is None
     if foundation:
         z = model.summarize(b["hist"])
-    retr, rank = model(b["hist"], cand, z)
+    retr, rank = model(b["hist"], cand, _withhold(model, z, cfg.summary_dropout, gen))
     y = b["labels"]
     # retrieval: each clicked candidate against the shared negatives
     pos, neg = retr[:, :k], retr[:, k:]
