@@ -3,10 +3,10 @@
 One single-thread process, run sequentially (its wall time is the cost on one core): the no-CoT
 and CoT sweeps over N = 8 .. 256 (1.5 decades) with 3 seeds, then the condition-separating
 families with 3 seeds. Resumable: every finished point is a file in bench/results/capacity_cot_run/
-(figures in its figures/ folder).
+(figures in its figures/ folder); a folder of other options is refused (``--overwrite`` recomputes).
 
 Run: OMP_NUM_THREADS=1 .venv/bin/python bench/capacity_cot.py
-     (--sizes / --seeds / --run NAME for a reduced try)
+     (--sizes / --seeds / --run NAME for a reduced try, e.g. --sizes 2,4,8 --seeds 0 --no-conditions)
 """
 
 import argparse
@@ -15,8 +15,8 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from rotelab.capacity.cot import CotConfig, run_cot
-from rotelab.core.runs import RunFolder
+from rotelab.capacity.api import cot
+from rotelab.capacity.cot.config import CotConfig
 from rotelab.core.io import dumps
 
 OUT = Path(__file__).parent / "results"
@@ -30,12 +30,12 @@ if __name__ == "__main__":
     ap.add_argument("--no-conditions", action="store_true")
     ap.add_argument("--run", default="capacity_cot_run", help="run folder under bench/results")
     ap.add_argument("--json", default="capacity_cot.json", help="summary file under bench/results")
+    ap.add_argument("--overwrite", action="store_true", help="recompute when the run folder holds a run of other options")
     a = ap.parse_args()
     cfg = replace(BENCH, sizes=tuple(int(v) for v in a.sizes.split(",")), seeds=tuple(int(v) for v in a.seeds.split(",")),
                   arms=tuple(a.arms.split(",")) if a.arms else (), conditions=not a.no_conditions)
     t0, c0 = time.perf_counter(), time.process_time()
-    run = RunFolder(OUT / a.run, command="capacity cot", options={"bench": True}, seed=0)
-    s = run_cot(run, cfg, progress=False)
+    s = cot(out=OUT / a.run, config=cfg, overwrite=a.overwrite, progress=False)
     s["wall_seconds_this_call"] = time.perf_counter() - t0
     s["cpu_seconds_this_call"] = time.process_time() - c0
     # cost of the whole experiment (resumed parts included): CPU seconds of every sweep point

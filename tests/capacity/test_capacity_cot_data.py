@@ -1,6 +1,6 @@
 """The dataset generators and the memorisation-condition checker."""
 
-from rotelab.capacity.cot_data import (
+from rotelab.capacity.cot.data import (
     ReasoningSet, Vocab, check_conditions, composition, parity, pause_trace, prefix_conflicts, random_labels, single_symbol,
 )
 

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from rotelab.capacity.cot_data import prefix_conflicts, single_symbol
-from rotelab.capacity.cot_model import TinyConfig, TrainConfig, encode, quantize, train_memorize
+from rotelab.capacity.cot.data import prefix_conflicts, single_symbol
+from rotelab.capacity.cot.model import TinyConfig, TrainConfig, encode, quantize, train_memorize
 
 FAST = TrainConfig(steps=300, lr=1e-2)
 

@@ -1,6 +1,7 @@
 """A micro ``run_cot``: summary, figures and the report section exist and agree with the checker."""
 
-from rotelab.capacity.cot import CotConfig, run_cot
+from rotelab.capacity.cot.config import CotConfig
+from rotelab.capacity.cot.experiment import run_cot
 from rotelab.core.runs import RunFolder
 from rotelab.report import build_report
 

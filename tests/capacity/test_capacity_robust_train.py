@@ -2,9 +2,9 @@
 
 import torch
 
-from rotelab.capacity.robust_data import separated_points
-from rotelab.capacity.robust_train import RobustTrainConfig, train_robust
-from rotelab.capacity.verify import certify_ibp, pgd_l2
+from rotelab.capacity.robust.data import separated_points
+from rotelab.capacity.robust.train import RobustTrainConfig, train_robust
+from rotelab.capacity.robust.verify import certify_ibp, pgd_l2
 
 
 def _data():

@@ -4,11 +4,12 @@ import math
 
 import pytest
 
-from rotelab.capacity.bounds import bounds_summary, lower_bound_terms
-from rotelab.capacity.cot import capacity_sweep
-from rotelab.capacity.cot_data import random_labels
-from rotelab.capacity.cot_model import TinyConfig, TrainConfig
-from rotelab.capacity.robust import RobustConfig, rho_point
+from rotelab.capacity.robust.bounds import bounds_summary, lower_bound_terms
+from rotelab.capacity.cot.experiment import capacity_sweep
+from rotelab.capacity.cot.data import random_labels
+from rotelab.capacity.cot.model import TinyConfig, TrainConfig
+from rotelab.capacity.robust.config import RobustConfig
+from rotelab.capacity.robust.experiment import rho_point
 from rotelab.capacity.search import loglog_slope, smallest_success, width_search
 
 

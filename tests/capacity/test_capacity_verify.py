@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from rotelab.capacity.robust_data import box_gap, lattice_points, orthogonal_frame, separated_points, separation
-from rotelab.capacity.verify import box_indicator_net, certify_ibp, ibp_margin_lower, mlp, pgd_l2
+from rotelab.capacity.robust.data import box_gap, lattice_points, orthogonal_frame, separated_points, separation
+from rotelab.capacity.robust.verify import box_indicator_net, certify_ibp, ibp_margin_lower, mlp, pgd_l2
 
 
 def _ball_samples(x: torch.Tensor, mu: float, k: int, gen: torch.Generator) -> torch.Tensor:

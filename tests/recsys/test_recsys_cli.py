@@ -35,9 +35,9 @@ def test_train_writes_metrics_report_and_resumes(synth_dir, tmp_path):
     res = json.loads(_ok(args).stdout)
     assert res["model"] == "recent" and 0 <= res["hr@10"] <= 1
     assert "Recommendation over lifelong histories" in (out / "report.html").read_text()
-    mtime = (out / "model.pt").stat().st_mtime_ns
+    mtime = (out / "model.safetensors").stat().st_mtime_ns  # changed: model.pt (a pickle) is now safetensors (issue 17)
     assert json.loads(_ok(args).stdout)["hr@10"] == res["hr@10"]
-    assert (out / "model.pt").stat().st_mtime_ns == mtime  # the finished fit was skipped
+    assert (out / "model.safetensors").stat().st_mtime_ns == mtime  # the finished fit was skipped
 
 
 def test_same_seed_same_model(synth_dir, tmp_path):
@@ -48,7 +48,9 @@ def test_same_seed_same_model(synth_dir, tmp_path):
     a, b = tmp_path / "a", tmp_path / "b"
     _ok([*args, "--out", str(a)])
     _ok([*args, "--out", str(b)])
-    sa, sb = (torch.load(d / "model.pt", weights_only=True)["state"] for d in (a, b))
+    from safetensors.torch import load_file
+
+    sa, sb = (load_file(d / "model.safetensors") for d in (a, b))  # changed: was torch.load of model.pt (issue 17)
     assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
 
 

@@ -115,3 +115,36 @@ def test_candidate_read_out_is_its_own_slot_of_the_cached_summary():
     assert f.max() > 0.5  # routing is nearly hard from the start
     assert read[0, 0, -1] > read[0, 1, -1]  # the candidate seen 40 times reads a larger count
     torch.testing.assert_close(read[0, 0, -1], (f[0, 0] * z[0, :, -1]).sum())
+
+
+def test_empty_seeds_take_no_attention_and_read_nothing():
+    """A seed that summarises no events (log mass 0) is masked: changing its value changes nothing,
+    while the same change to a filled seed does; a summary with every seed empty scores as the
+    recent items alone (issue 17: empty seeds kept bias log 1 = 0 and took attention)."""
+    m = _vista()
+    torch.nn.init.normal_(m.summarizer.seeds)  # trained seeds are not zero: an empty seed's token is s_r
+    hist, cand = torch.as_tensor([[1] * 30 + [2] * 30]), torch.as_tensor([[1, 2, 3, 7]])
+    with torch.no_grad():
+        z = m.summarize(hist)
+        z[0, 0, -1] = 0.0  # seed 0: empty
+        z[0, 1, -1] = 1.5  # seed 1: filled
+        base = m(hist, cand, z)
+        for r, moves in ((0, False), (1, True)):
+            z2 = z.clone()
+            z2[0, r, :-1] += 3.0
+            out = m(hist, cand, z2)
+            assert (not torch.allclose(out[0], base[0])) == moves, r
+        empty = m.summarizer.summarize((torch.zeros(1, 1, 4, 8, dtype=torch.float64), torch.zeros(1, 1, 4, dtype=torch.float64)))
+        assert empty[..., :-1].abs().max() > 0 and (empty[..., -1] == 0).all()  # the seed values, no mass
+        a, b = m(hist, cand, empty), m(hist, cand, m.no_summary())
+        ce, recent = m.items(cand), hist[:, -m.cfg.recent :]
+        ref = m.scorer(ce, m.items(recent), recent > 0, torch.zeros(recent.shape, dtype=torch.float64), read=torch.zeros(1, 4, 9, dtype=torch.float64))
+    for x in (a, b):
+        torch.testing.assert_close(x[0], ref[0])
+        torch.testing.assert_close(x[1], ref[1])
+
+
+def test_streaming_no_events_gives_the_empty_summary():
+    m = _vista()
+    z = m.summarize_stream(iter(()))
+    assert z.shape == (4, 9) and (z[:, -1] == 0).all()

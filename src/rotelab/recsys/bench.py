@@ -1,5 +1,6 @@
 """``recsys bench``: quality of VISTA vs full vs recent-only, serving cost against history length,
-and the cache ablations (stale vs fresh summaries, int8 vs fp32), in one resumable run folder.
+the cache ablations (stale vs fresh summaries, int8 vs fp32) and the fallbacks (a user whose
+summary is empty or missing, against the recent-only model), in one resumable run folder.
 
 Outputs: ``bench.json`` (every table), ``figures/recsys_latency.png``, ``figures/recsys_quality.png``,
 and one sub-folder per model (``full/``, ``recent/``, ``vista/``) as written by ``recsys train``.
@@ -7,32 +8,21 @@ and one sub-folder per model (``full/``, ``recent/``, ``vista/``) as written by 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, replace
 from typing import Any
 
 import numpy as np
 
-from rotelab.core.runs import RunFolder, read_parquet
+from rotelab.core.console import track
 from rotelab.core.io import read_json
+from rotelab.core.runs import RunFolder, read_parquet
 from rotelab.recsys.cache import SummaryCache
+from rotelab.recsys.config import KINDS, BenchConfig
 from rotelab.recsys.metrics import paired_rel_diff
-from rotelab.recsys.models import KINDS
-from rotelab.recsys.pipeline import prepare_store, summary_version, train_model
+from rotelab.recsys.pipeline import DOWNSTREAM, MODEL, prepare_store, summary_version, train_model
 from rotelab.recsys.serve import load_model, measure, measure_in_child
-from rotelab.recsys.synth import SynthConfig, write_synthetic
-from rotelab.recsys.train import TrainConfig, evaluate, split_users, write_summaries
-
-
-@dataclass(frozen=True)
-class BenchConfig:
-    synth: SynthConfig = field(default_factory=lambda: SynthConfig(n_users=300, n_items=300, n_clusters=100, min_len=600, max_len=1000, p_signal=0.5, lifelong_lens=(1_000, 10_000, 100_000, 1_000_000)))
-    # 10 + 2 epochs: at 1 epoch (the earlier measurement) every model was near chance; full
-    # attention needs ~8 epochs on 240 train users to read topic frequencies (loss curves in bench.json)
-    train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=10, downstream_epochs=2, batch_size=16, lr=3e-3, n_neg=32))
-    stale_events: tuple[int, ...] = (256, 1024)  # summaries that miss the user's latest events
-    n_cand: int = 100  # candidates per serving request
-    serve_min_time_s: float = 2.0  # timed requests per latency point run at least this long
-    isolate: bool = True  # each latency point in a fresh interpreter (peak memory is then its own)
+from rotelab.recsys.synth import write_synthetic
+from rotelab.recsys.train import evaluate, split_users, write_summaries
 
 
 def _quality(run: RunFolder, results: dict[str, dict]) -> dict[str, Any]:
@@ -58,9 +48,9 @@ def _ablations(run: RunFolder, store, cfg: BenchConfig) -> list[dict[str, Any]]:
     """VISTA downstream model scored with fresh / stale summaries, int8 / fp32 values."""
     tc = replace(cfg.train, model="vista")
     _, test_u = split_users(store, tc)
-    model = load_model(run.file("vista/downstream.pt"))
-    version = summary_version(run.file("vista/model.pt"))
-    foundation = load_model(run.file("vista/model.pt"))
+    model = load_model(run.file(f"vista/{DOWNSTREAM}"))
+    version = summary_version(run.file(f"vista/{MODEL}"))
+    foundation = load_model(run.file(f"vista/{MODEL}"))
     rows = []
     for dtype in ("int8", "fp32"):
         for stale in (0, *cfg.stale_events):
@@ -76,24 +66,51 @@ def _ablations(run: RunFolder, store, cfg: BenchConfig) -> list[dict[str, Any]]:
     return rows
 
 
-def _serving(run: RunFolder, store, cfg: BenchConfig, *, progress: bool) -> list[dict[str, Any]]:
-    """Latency, requests/s and peak memory per (model, history length) on the lifelong users."""
-    from rich.progress import track
+def _fallback(run: RunFolder, store, cfg: BenchConfig, results: dict[str, dict]) -> list[dict[str, Any]]:
+    """HR@10 of the VISTA downstream model on test users whose summary is fresh, empty (every event
+    newer than it) or missing (cold users), beside the recent-only model: without a usable summary
+    VISTA should serve as well as the recent window alone allows."""
+    tc = replace(cfg.train, model="vista")
+    _, test_u = split_users(store, tc)
+    model = load_model(run.file(f"vista/{DOWNSTREAM}"))
+    version = summary_version(run.file(f"vista/{MODEL}"))
 
+    def row(serving: str, ev: dict) -> dict[str, Any]:
+        return {"serving": serving, "hr@10": ev["hr@10"], "hr@10_ci": ev["hr@10_ci"], "ndcg@10": ev["ndcg@10"],
+                "n_test_users": ev["n_users_with_click"], "n_cold_users": ev.get("n_cold_users"), "n_empty_summaries": ev.get("n_empty_summaries")}
+
+    rows = [row("VISTA, fresh summary", results["vista"])]
+    with SummaryCache(run.file("fallback.sqlite"), dtype=tc.cache_dtype) as c:
+        empty = f"{version}-empty"
+        write_summaries(load_model(run.file(f"vista/{MODEL}")), store, test_u, c, empty, k=tc.k, drop_last=int(store.lengths().max()))
+        rows.append(row("VISTA, empty summary (every event newer)", evaluate(model, store, test_u, tc, cache=(c, empty))))
+        rows.append(row("VISTA, no summary (cold user)", evaluate(model, store, test_u, tc, cache=(c, f"{version}-none"))))
+    rows.append(row("recent-only model", results["recent"]))
+    return rows
+
+
+def _serving(run: RunFolder, store, cfg: BenchConfig, *, progress: bool) -> list[dict[str, Any]]:
+    """Latency, requests/s and peak memory per (model, history length) on the lifelong users, and
+    VISTA serving the longest of them cold (no summary: the recent window, counted in ``cold_requests``)."""
     lengths = store.lengths()
     targets = [int(np.flatnonzero(lengths == n)[0]) for n in cfg.synth.lifelong_lens]
-    version = summary_version(run.file("vista/model.pt"))
+    version = summary_version(run.file(f"vista/{MODEL}"))
     with SummaryCache(run.file("vista/summaries.sqlite")) as c:  # warm cache for the lifelong users
         missing = np.array([u for u in targets if c.get(u, version) is None], dtype=np.int64)
         if len(missing):
-            write_summaries(load_model(run.file("vista/model.pt")), store, missing, c, version, k=0)
+            write_summaries(load_model(run.file(f"vista/{MODEL}")), store, missing, c, version, k=0)
     rows = []
-    jobs = [(kind, u) for kind in ("vista", "full") for u in targets]
-    for kind, u in track(jobs, description="serving", disable=not progress):
-        lat = (measure_in_child if cfg.isolate else measure)(run.file(f"{kind}/{'downstream' if kind == 'vista' else 'model'}.pt"), store.path, u,
-                               cache_path=run.file("vista/summaries.sqlite") if kind == "vista" else None, version=version, n_cand=cfg.n_cand, min_time_s=cfg.serve_min_time_s)
+    jobs = [(kind, u, version) for kind in ("vista", "full") for u in targets] + [("vista", targets[-1], f"{version}-none")]
+    for kind, u, v in track(jobs, description="serving", disable=not progress):
+        lat = (measure_in_child if cfg.isolate else measure)(run.file(f"{kind}/{DOWNSTREAM if kind == 'vista' else MODEL}"), store.path, u,
+                               cache_path=run.file("vista/summaries.sqlite") if kind == "vista" else None, version=v, n_cand=cfg.n_cand, min_time_s=cfg.serve_min_time_s)
         rows.append(asdict(lat))
     return rows
+
+
+def _warm(serving: list[dict]) -> list[dict]:
+    """The serving rows with a summary for every request (the cold row left out)."""
+    return [r for r in serving if not r.get("cold_requests")]
 
 
 def _figures(run: RunFolder, quality: dict, serving: list[dict], cfg: BenchConfig) -> None:
@@ -104,14 +121,14 @@ def _figures(run: RunFolder, quality: dict, serving: list[dict], cfg: BenchConfi
 
     fig, ax = plt.subplots(1, 2, figsize=(10, 3.8))
     for kind, mk in (("full", "o-"), ("vista", "s-")):
-        r = [x for x in serving if x["model"] == kind]
+        r = [x for x in _warm(serving) if x["model"] == kind]
         n = [x["n_history"] for x in r]
         ax[0].plot(n, [x["median_ms"] for x in r], mk, label=kind)
         ax[1].plot(n, [x["peak_mb"] for x in r], mk, label=kind)
     for a, yl in zip(ax, ("median latency per request (ms)", "peak extra memory of the request path (MB)")):
         a.set_xscale("log"), a.set_xlabel("history length N (events)"), a.set_ylabel(yl), a.legend()
     ax[0].set_yscale("log")
-    reps = ", ".join(f"{x['model']}@{x['n_history']}: {x['n_requests']}" for x in serving)
+    reps = ", ".join(f"{x['model']}@{x['n_history']}: {x['n_requests']}" for x in _warm(serving))
     fig.suptitle(f"{cfg.n_cand} candidates/request, 1 thread, warm cache; requests timed: {reps}", fontsize=7)
     fig.tight_layout()
     run.figure("recsys_latency", fig)
@@ -139,12 +156,14 @@ def run_bench(run: RunFolder, cfg: BenchConfig = BenchConfig(), *, progress: boo
     quality = _quality(run, results)
     ablation = run.step("ablation", lambda: _ablations(run, store, cfg), load=lambda: read_json(run.file("ablation.json")))
     run.write_json("ablation.json", ablation)
+    fallback = run.step("fallback", lambda: _fallback(run, store, cfg, results), load=lambda: read_json(run.file("fallback.json")))
+    run.write_json("fallback.json", fallback)
     serving = run.step("serving", lambda: _serving(run, store, cfg, progress=progress), load=lambda: read_json(run.file("serving.json")))
     run.write_json("serving.json", serving)
-    by = {(r["model"], r["n_history"]): r for r in serving}
+    by = {(r["model"], r["n_history"]): r for r in _warm(serving)}
     n0, n1 = min(cfg.synth.lifelong_lens), max(cfg.synth.lifelong_lens)
     growth = {k: by[(k, n1)]["median_ms"] / by[(k, n0)]["median_ms"] for k in ("vista", "full")}
-    out = {"config": asdict(cfg), "quality": quality, "ablation": ablation, "serving": serving, "latency_growth_first_to_last": growth}
+    out = {"config": asdict(cfg), "quality": quality, "ablation": ablation, "fallback": fallback, "serving": serving, "latency_growth_first_to_last": growth}
     _figures(run, quality, serving, cfg)
     run.write_json("bench.json", out)
     return out

@@ -51,15 +51,39 @@ def _read_csv(path: Path, *, delimiter: str, header: bool, names: list[str] | No
 
     ro = pcsv.ReadOptions(autogenerate_column_names=not header and names is None, column_names=names if not header else None)
     try:
-        return pcsv.read_csv(path, read_options=ro, parse_options=pcsv.ParseOptions(delimiter=delimiter))
+        table = pcsv.read_csv(path, read_options=ro, parse_options=pcsv.ParseOptions(delimiter=delimiter))
     except Exception as e:  # pyarrow raises ArrowInvalid with the line in the message
-        raise RotelabError(f"{path}: cannot parse ({str(e).splitlines()[0]})") from None
+        raise RotelabError(f"{path}: cannot parse ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+    if table.num_rows == 0:
+        raise RotelabError(f"{path}: no events")
+    return table
 
 
 def _column(table, name: str, path: Path) -> np.ndarray:
     if name not in table.column_names:
         raise RotelabError(f"{path}: missing column '{name}' (has {', '.join(table.column_names)})")
-    return table.column(name).to_numpy()
+    col = table.column(name)
+    if col.null_count:
+        import pyarrow.compute as pc
+
+        row = int(pc.index(pc.is_null(col), True).as_py())
+        raise RotelabError(f"{path}: column '{name}' has {col.null_count} empty values (first in data row {row + 1})")
+    out = col.to_numpy()
+    if out.dtype.kind not in "iuf":
+        row, bad = next((r, v) for r, v in enumerate(col.to_pylist()) if not _is_number(v))
+        raise RotelabError(f"{path}: column '{name}': {bad!r} in data row {row + 1} is not a number")
+    if out.dtype.kind == "f" and not np.isfinite(out).all():
+        row = int(np.flatnonzero(~np.isfinite(out))[0])
+        raise RotelabError(f"{path}: column '{name}': {out[row]} in data row {row + 1} is not a finite number")
+    return out
+
+
+def _is_number(v) -> bool:
+    try:
+        float(v)
+    except (TypeError, ValueError):
+        return False
+    return not isinstance(v, bool)
 
 
 def read_log(path: Path, fmt: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, tuple[str, ...]]:
@@ -114,26 +138,59 @@ class EventStore:
         return (np.asarray(self.items[lo + a : lo + b]), np.asarray(self.ts[lo + a : lo + b]), np.asarray(self.labels[lo + a : lo + b]))
 
 
-def build_store(data: Path, out: Path) -> EventStore:
-    """Parse a log (any supported format) and write the sorted event store into ``out``."""
-    fmt, f = detect_format(data)
+@dataclass(frozen=True)
+class EventLog:
+    """A parsed, checked interaction log, in file order (what :func:`read_events` returns)."""
+
+    fmt: str
+    source: Path  # the log file read
+    user: np.ndarray
+    item: np.ndarray
+    ts: np.ndarray  # int64
+    labels: np.ndarray  # uint8 task bitmask
+    tasks: tuple[str, ...]
+
+    def __len__(self) -> int:
+        return len(self.user)
+
+    def users_longer_than(self, n: int) -> int:
+        """How many users have more than ``n`` events."""
+        return int((np.unique(self.user, return_counts=True)[1] > n).sum())
+
+
+def read_events(data: Path | str) -> EventLog:
+    """Parse and check a log (any supported format); every problem is one line naming the file.
+
+    Commands call this before their run folder exists, so bad data leaves nothing behind.
+    """
+    fmt, f = detect_format(Path(data))
     u, i, ts, labels, tasks = read_log(f, fmt)
     if len(u) == 0:
         raise RotelabError(f"{f}: no events")
-    users, u_idx = np.unique(u, return_inverse=True)
-    item_ids, i_idx = np.unique(i, return_inverse=True)
-    order = np.lexsort((ts, u_idx))  # by user, then time; stable for ties
+    return EventLog(fmt, f, u, i, ts, labels, tasks)
+
+
+def write_store(log: EventLog, out: Path) -> EventStore:
+    """Write the sorted event store of ``log`` into ``out`` and open it."""
+    users, u_idx = np.unique(log.user, return_inverse=True)
+    item_ids, i_idx = np.unique(log.item, return_inverse=True)
+    order = np.lexsort((log.ts, u_idx))  # by user, then time; stable for ties
     counts = np.bincount(u_idx, minlength=len(users))
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     np.save(out / "items.npy", (i_idx[order] + 1).astype(np.int32))
-    np.save(out / "ts.npy", ts[order])
-    np.save(out / "labels.npy", labels[order])
+    np.save(out / "ts.npy", log.ts[order])
+    np.save(out / "labels.npy", log.labels[order])
     np.save(out / "offsets.npy", np.concatenate([[0], np.cumsum(counts)]).astype(np.int64))
     np.save(out / "users.npy", users)
     np.save(out / "item_ids.npy", item_ids)
-    write_json(out / "store.json", {"format": fmt, "source": str(f), "n_items": len(item_ids), "tasks": list(tasks), "n_events": len(u), "n_users": len(users)})
+    write_json(out / "store.json", {"format": log.fmt, "source": str(log.source), "n_items": len(item_ids), "tasks": list(log.tasks), "n_events": len(log), "n_users": len(users)})
     return open_store(out)
+
+
+def build_store(data: Path, out: Path) -> EventStore:
+    """Parse a log (any supported format) and write the sorted event store into ``out``."""
+    return write_store(read_events(data), out)
 
 
 def open_store(path: Path) -> EventStore:

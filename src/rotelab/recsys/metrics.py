@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from rotelab.core.stats import auc_bootstrap_ci, roc_auc
+from rotelab.core.stats import auc_bootstrap_ci, paired_bootstrap_ci, roc_auc
 
 
 def rank_of_positive(pos: np.ndarray, negs: np.ndarray) -> np.ndarray:
@@ -52,17 +52,24 @@ def task_metrics(prob: np.ndarray, y: np.ndarray, *, seed: int = 0, min_class: i
     return out | {"auc": roc_auc(prob, y), "auc_ci": list(auc_bootstrap_ci(prob, y, seed=seed)), "ne": normalized_entropy(prob, y)}
 
 
+def _rel_diff(a: np.ndarray, b: np.ndarray) -> float:
+    """(mean(a) - mean(b)) / mean(b); NaN when mean(b) <= 0 (relative to nothing is undefined)."""
+    mb = b.mean()
+    return float((a.mean() - mb) / mb) if mb > 0 else float("nan")
+
+
 def paired_rel_diff(a: np.ndarray, b: np.ndarray, *, seed: int = 0, n_boot: int = 1000) -> tuple[float, list[float] | None]:
-    """(mean(a) - mean(b)) / mean(b) with a paired percentile bootstrap over users (rows).
+    """(mean(a) - mean(b)) / mean(b) with a paired percentile bootstrap over users (rows)
+    (:func:`rotelab.core.stats.paired_bootstrap_ci`; resamples with mean(b) = 0 left out).
 
     NaN (and no interval) when mean(b) = 0: a relative difference to nothing is undefined.
+
+    >>> paired_rel_diff(np.array([1.0, 2.0, 3.0]), np.array([1.0, 2.0, 3.0]))
+    (0.0, [0.0, 0.0])
     """
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    if b.mean() == 0:
-        return float("nan"), None
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(a), size=(n_boot, len(a)))
-    ma, mb = a[idx].mean(1), b[idx].mean(1)
-    ok = mb > 0
-    boots = (ma[ok] - mb[ok]) / mb[ok]
-    return float((a.mean() - b.mean()) / b.mean()), [float(np.quantile(boots, 0.025)), float(np.quantile(boots, 0.975))]
+    d = _rel_diff(a, b)
+    if np.isnan(d):
+        return d, None
+    ci = paired_bootstrap_ci((a, b), _rel_diff, n_boot=n_boot, seed=seed)
+    return d, None if ci is None else list(ci)

@@ -1,8 +1,10 @@
 """Run-folder orchestration of ``recsys train``: store -> fit -> (VISTA) cache -> downstream -> eval.
 
 Every stage is a :meth:`RunFolder.step`, so re-running into the same folder skips finished
-stages. Files (under ``prefix``, "" for ``recsys train``): ``events/`` (the store),
-``model.pt``, ``summaries.sqlite`` (VISTA), ``metrics.json``, ``per_user.parquet``.
+stages (the run folder's identity check makes sure they were computed from the same data and
+options). Files (under ``prefix``, "" for ``recsys train``): ``events/`` (the store),
+``model.safetensors`` (weights + config, see :func:`rotelab.recsys.serve.save_model`),
+``summaries.sqlite`` and ``downstream.safetensors`` (VISTA), ``metrics.json``, ``per_user.parquet``.
 """
 
 from __future__ import annotations
@@ -14,19 +16,22 @@ from typing import Any
 import numpy as np
 import torch
 
-from rotelab.core.io import file_sha256
+from rotelab.core.io import file_sha256, read_json, write_json
 from rotelab.core.runs import RunFolder
-from rotelab.core.io import read_json, write_json
 from rotelab.recsys.cache import SummaryCache
-from rotelab.recsys.events import EventStore, build_store, open_store
+from rotelab.recsys.events import EventLog, EventStore, open_store, read_events, write_store
 from rotelab.recsys.models import Recommender
 from rotelab.recsys.serve import load_model, save_model
 from rotelab.recsys.train import TrainConfig, batches, evaluate, fit, model_config, split_users, write_summaries
 
 
-def prepare_store(run: RunFolder, data: Path, *, name: str = "events") -> EventStore:
+MODEL, DOWNSTREAM = "model.safetensors", "downstream.safetensors"
+
+
+def prepare_store(run: RunFolder, data: EventLog | Path, *, name: str = "events") -> EventStore:
+    """The run's event store (step ``store:<name>``), from a parsed log or a log path."""
     out = run.file(name)
-    return run.step(f"store:{name}", lambda: build_store(data, out), load=lambda: open_store(out))
+    return run.step(f"store:{name}", lambda: write_store(data if isinstance(data, EventLog) else read_events(data), out), load=lambda: open_store(out))
 
 
 def summary_version(model_file: Path) -> str:
@@ -47,24 +52,24 @@ def train_model(run: RunFolder, store: EventStore, cfg: TrainConfig, *, prefix: 
         m = Recommender(model_config(cfg, store))
         epochs = cfg.epochs if cfg.model == "vista" else cfg.epochs + cfg.downstream_epochs
         losses = fit(m, data, cfg, epochs=epochs, progress=progress, label="foundation" if cfg.model == "vista" else "train")
-        save_model(m, d / "model.pt")
+        save_model(m, d / MODEL)
         write_json(d / "fit.json", {"losses": losses})
 
     run.step(f"{tag}fit", _fit)
-    model = load_model(d / "model.pt")
+    model = load_model(d / MODEL)
     cache = None
     if cfg.model == "vista":
-        version = summary_version(d / "model.pt")
+        version = summary_version(d / MODEL)
         cache = SummaryCache(d / "summaries.sqlite", dtype=cfg.cache_dtype)
         all_u = np.concatenate([train_u, test_u])
         run.step(f"{tag}summaries", lambda: write_summaries(model, store, all_u, cache, version, k=cfg.k, progress=progress))
 
         def _downstream() -> None:
             fit(model, data, cfg, epochs=cfg.downstream_epochs, cache=(cache, version), progress=progress, label="downstream")
-            save_model(model, d / "downstream.pt")
+            save_model(model, d / DOWNSTREAM)
 
         run.step(f"{tag}downstream", _downstream)
-        model = load_model(d / "downstream.pt")
+        model = load_model(d / DOWNSTREAM)
         run.note(f"{tag}summary_version", version)
 
     def _eval() -> dict:

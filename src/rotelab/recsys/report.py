@@ -51,6 +51,11 @@ def _bench(run: Path, manifest: dict) -> str:
     parts.append(f"<p>Median latency, longest / shortest history: VISTA {g['vista']:.2f}x, full attention {g['full']:.2f}x.</p>")
     parts.append("<h3>Summary cache: stale vs fresh, int8 vs fp32 (VISTA downstream model, test users)</h3>")
     parts.append(table(b["ablation"]))
+    if "fallback" in b:
+        parts.append("<h3>Fallback: VISTA without a usable summary vs the recent-only model (test users)</h3>")
+        parts.append("<p>Empty summary seeds are masked, so a user whose summary is empty or missing (cold) is served from "
+                     "the recent window alone; such requests are counted, never failed.</p>")
+        parts.append(table(b["fallback"]))
     return "\n".join(parts)
 
 

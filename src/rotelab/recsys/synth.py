@@ -21,31 +21,14 @@ KuaiRand ``log_standard_synth.csv``) so that the same loader reads synthetic and
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 
 from rotelab.core.io import write_json
-
-
-@dataclass(frozen=True)
-class SynthConfig:
-    n_users: int = 600
-    n_items: int = 2000
-    n_clusters: int = 50
-    min_len: int = 1000  # regular users: history length log-uniform in [min_len, max_len]
-    max_len: int = 3000
-    lifelong_lens: tuple[int, ...] = ()  # extra users with exactly these lengths (e.g. 1e5, 1e6)
-    n_old: int = 3
-    n_current: int = 2
-    gap: int = 512  # the last `gap` events hold the current topics; must exceed the recent window
-    p_signal: float = 0.4
-    k: int = 16  # logged candidates per user
-    zipf: float = 1.1
-    fmt: str = "kuairand"  # kuairand | ml-1m | ml-20m
-    seed: int = 0
+from rotelab.recsys.config import SynthConfig
 
 
 def _topic_sampler(rng: np.random.Generator, cfg: SynthConfig) -> tuple[np.ndarray, np.ndarray]:
@@ -136,7 +119,8 @@ def _table(uid: int, ev: dict[str, np.ndarray], t0: int, fmt: str):
 def write_synthetic(out: Path, cfg: SynthConfig = SynthConfig(), *, progress: bool = False) -> Path:
     """Write the synthetic log into ``out`` in ``cfg.fmt``; returns the file written."""
     import pyarrow.csv as pcsv
-    from rich.progress import track
+
+    from rotelab.core.console import track
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -13,44 +13,20 @@ trains stage 2 on Z *read from the cache* (no gradient into stage 1). Evaluation
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Iterator
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from rich.progress import Progress
 
+from rotelab.core.console import progress as progress_bar
 from rotelab.core.stats import bootstrap_ci
 from rotelab.recsys.cache import SummaryCache
+from rotelab.recsys.config import TrainConfig
 from rotelab.recsys.events import EventStore
 from rotelab.recsys.metrics import hr_ndcg, rank_of_positive, task_metrics
 from rotelab.recsys.models import ModelConfig, Recommender
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    model: str = "vista"
-    d: int = 32
-    heads: int = 2
-    n_seeds: int = 256  # S summary tokens: enough that few items share a seed slot (see models.Summarizer)
-    recent: int = 256
-    max_len: int = 4096  # history events a model reads in training (full attention's cost cap)
-    k: int = 16  # logged candidates per user
-    cuts: int = 4  # training examples per user: cut points of the history
-    cut_stride: int = 48  # events between cut points
-    test_frac: float = 0.2
-    epochs: int = 8  # foundation epochs; baselines get epochs + downstream_epochs
-    downstream_epochs: int = 2
-    batch_size: int = 32
-    lr: float = 3e-3
-    n_neg: int = 64
-    n_eval_neg: int = 100
-    recon_weight: float = 0.5
-    retrieval_weight: float = 1.0
-    recon_len: int = 64
-    cache_dtype: str = "int8"
-    seed: int = 0
+from rotelab.recsys.serve import ServeCounts, served_z
 
 
 def model_config(cfg: TrainConfig, store: EventStore) -> ModelConfig:
@@ -111,6 +87,16 @@ def _recon_targets(hist: torch.Tensor, m: int, gen: torch.Generator) -> torch.Te
     return hist.gather(1, pos)
 
 
+def _withhold(model: Recommender, z: torch.Tensor | None, p: float, gen: torch.Generator) -> torch.Tensor | None:
+    """Z with each user's summary withheld (replaced by :meth:`Recommender.no_summary`) with
+    probability ``p``: the scorer also learns to serve from the recent window alone, as it must for
+    a cold user or an empty summary (dropout of the warm-start input, as DropoutNet, Volkovs et al. 2017)."""
+    if z is None or p == 0:
+        return z
+    drop = torch.rand(z.shape[0], generator=gen) < p
+    return torch.where(drop[:, None, None], model.no_summary(z.shape[0]), z)
+
+
 def _loss(model: Recommender, b: dict, cfg: TrainConfig, gen: torch.Generator, z: torch.Tensor | None) -> torch.Tensor:
     negs = torch.randint(1, model.cfg.n_items + 1, (cfg.n_neg,), generator=gen)
     B, k = b["cand"].shape
@@ -118,7 +104,7 @@ def _loss(model: Recommender, b: dict, cfg: TrainConfig, gen: torch.Generator, z
     foundation = model.cfg.kind == "vista" and z is None
     if foundation:
         z = model.summarize(b["hist"])
-    retr, rank = model(b["hist"], cand, z)
+    retr, rank = model(b["hist"], cand, _withhold(model, z, cfg.summary_dropout, gen))
     y = b["labels"]
     # retrieval: each clicked candidate against the shared negatives
     pos, neg = retr[:, :k], retr[:, k:]
@@ -141,7 +127,7 @@ def fit(model: Recommender, data: list[dict], cfg: TrainConfig, *, epochs: int, 
     opt = torch.optim.Adam(params, lr=cfg.lr)
     model.train()
     losses = []
-    with Progress(disable=not progress, transient=True) as bar:
+    with progress_bar(disable=not progress) as bar:
         task = bar.add_task(f"{label} {cfg.model}", total=epochs * len(data))
         for _ in range(epochs):
             tot = 0.0
@@ -168,15 +154,17 @@ def history_chunks(store: EventStore, u: int, stop: int, chunk: int = 65536) -> 
 def write_summaries(model: Recommender, store: EventStore, users: np.ndarray, cache: SummaryCache, version: str, *, k: int, drop_last: int = 0, progress: bool = False) -> None:
     """Stage 1 over each user's *whole* history (streamed), Z upserted into the cache.
 
-    ``drop_last`` > 0 writes a stale summary: it ignores the user's latest ``drop_last`` events.
+    ``drop_last`` > 0 writes a stale summary: it ignores the user's latest ``drop_last`` events;
+    when that is all of them the summary is empty (``n_events`` 0, ``event_ts`` 0).
     """
     rows = []
-    with Progress(disable=not progress, transient=True) as bar:
+    with progress_bar(disable=not progress) as bar:
         task = bar.add_task("summaries", total=len(users))
         for u in users:
-            stop = store.length(int(u)) - k - drop_last
-            z = model.summarize_stream(history_chunks(store, int(u), max(1, stop)))
-            rows.append((int(u), version, z.numpy(), int(store.slice(int(u), stop - 1, stop)[1][0]), stop))
+            stop = max(0, store.length(int(u)) - k - drop_last)
+            z = model.summarize_stream(history_chunks(store, int(u), stop))
+            event_ts = int(store.slice(int(u), stop - 1, stop)[1][0]) if stop else 0
+            rows.append((int(u), version, z.numpy(), event_ts, stop))
             if len(rows) == 256:
                 cache.put_many(rows)
                 rows = []
@@ -189,16 +177,19 @@ def write_summaries(model: Recommender, store: EventStore, users: np.ndarray, ca
 def evaluate(model: Recommender, store: EventStore, users: np.ndarray, cfg: TrainConfig, *, cache: tuple[SummaryCache, str] | None = None) -> dict[str, Any]:
     """HR@10 / NDCG@10 (each clicked candidate vs ``n_eval_neg`` random items) and per-task AUC.
 
-    Returns the summary dict and per-user arrays (``per_user``) for paired comparisons.
+    With ``cache`` (VISTA), Z is read as serving reads it: a user without a summary is served
+    from the recent window and counted (``n_cold_users``; ``n_empty_summaries`` for summaries
+    that cover no events). Returns the summary dict and per-user arrays (``per_user``) for paired comparisons.
     """
     rng = np.random.default_rng(cfg.seed + 1)  # the same negatives for every model
     model.eval()
+    counts = ServeCounts()
     ranks_u, hr_u, ndcg_u, probs, ys = [], [], [], [], []
     for i in range(0, len(users), cfg.batch_size):
         b = user_batch(store, users[i : i + cfg.batch_size], cfg)
         B, k = b["cand"].shape
         negs = torch.as_tensor(rng.integers(1, store.n_items + 1, size=(B, cfg.n_eval_neg)))
-        z = cached_z(*cache, b["users"]) if cache else None
+        z = served_z(model, cache[0], cache[1], b["users"].tolist(), counts) if cache else None
         retr, rank = model(b["hist"], torch.cat([b["cand"], negs], dim=1), z)
         retr, y = retr.numpy(), b["labels"].numpy()
         for r in range(B):
@@ -218,6 +209,7 @@ def evaluate(model: Recommender, store: EventStore, users: np.ndarray, cfg: Trai
     return {
         "model": cfg.model, "n_test_users": len(users), "n_users_with_click": len(hr_u), "n_eval_neg": cfg.n_eval_neg,
         "hr@10": hr, "hr@10_ci": hr_ci, "ndcg@10": nd, "ndcg@10_ci": nd_ci,
+        **({"n_cold_users": counts.cold, "n_empty_summaries": counts.empty} if cache else {}),
         "tasks": {t: task_metrics(P[:, j], Y[:, j], seed=cfg.seed) for j, t in enumerate(store.tasks)},
         "per_user": {"user": ranks_u, "hr@10": hr_u, "ndcg@10": ndcg_u},
     }

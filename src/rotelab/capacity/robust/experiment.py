@@ -9,39 +9,22 @@ proved nor broken). Overlaid: Thm 3.1's lower bound, scaled by one constant (Kim
 from __future__ import annotations
 
 import time
-from contextlib import nullcontext
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Any
 
 import numpy as np
 import torch
 
-from rotelab.capacity.bounds import lower_bound_terms
-from rotelab.capacity.robust_data import orthogonal_frame, separated_points, separation
-from rotelab.capacity.robust_train import RobustTrainConfig, train_robust
+from rotelab.capacity.robust.bounds import lower_bound_terms
+from rotelab.capacity.robust.config import RobustConfig
+from rotelab.capacity.robust.data import orthogonal_frame, separated_points, separation
+from rotelab.capacity.robust.train import RobustTrainConfig, train_robust
+from rotelab.capacity.robust.verify import certify_ibp, mlp, n_params, pgd_l2
 from rotelab.capacity.search import smallest_success
-from rotelab.capacity.verify import certify_ibp, mlp, n_params, pgd_l2
-from rotelab.core.runs import RunFolder
+from rotelab.core.console import progress as progress_bar
 from rotelab.core.io import read_json
+from rotelab.core.runs import RunFolder
 from rotelab.core.stats import clopper_pearson
-
-DATASETS = ("random", "frame")
-
-
-@dataclass(frozen=True)
-class RobustConfig:
-    n: int = 32
-    d: int = 8
-    dataset: str = "random"  # random (rescaled Gaussian points) | frame (orthogonal frame, N <= 2d)
-    rhos: tuple[float, ...] = (0.1, 0.3, 0.5, 0.7, 0.9)
-    widths: tuple[int, ...] = (4, 8, 16, 32, 64)
-    depths: tuple[int, ...] = (1, 2)
-    seeds: tuple[int, ...] = (0, 1)
-    mode: str = "ibp"
-    steps: int = 1500
-    lr: float = 5e-3
-    pgd_steps: int = 50
-    pgd_restarts: int = 3
 
 
 def make_data(cfg: RobustConfig, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -94,19 +77,15 @@ def fit_constant(rhos: list[float], p_star: list[float], cfg: RobustConfig) -> f
 
 def run_robust(run: RunFolder, cfg: RobustConfig = RobustConfig(), *, progress: bool = True) -> dict[str, Any]:
     """Run (or resume) the rho sweep into ``run``; summary also in ``robust/summary.json``."""
-    from rich.progress import Progress
-
-    bar = Progress(transient=True) if progress else nullcontext()
     points = []
-    with bar:
-        task = bar.add_task("capacity robust", total=len(cfg.rhos) * len(cfg.seeds)) if progress else None
+    with progress_bar(disable=not progress) as bar:
+        task = bar.add_task("capacity robust", total=len(cfg.rhos) * len(cfg.seeds))
         for seed in cfg.seeds:
             for rho in cfg.rhos:
                 name = f"robust/rho{rho:g}_s{seed}.json"
                 run.step(name, lambda: run.write_json(name, rho_point(cfg, rho, seed)))
                 points.append(read_json(run.file(name)))
-                if progress:
-                    bar.advance(task)
+                bar.advance(task)
     found = [p for p in points if p["p_star"] is not None]
     c = fit_constant([p["rho"] for p in found], [p["p_star"] for p in found], cfg) if found else None
     curve = [{"rho": r, **lower_bound_terms(cfg.n, cfg.d, r)} for r in np.linspace(0.02, 0.98, 49).tolist()]
@@ -127,7 +106,7 @@ def run_robust(run: RunFolder, cfg: RobustConfig = RobustConfig(), *, progress: 
                           for p in points for t in p["trials"]],
                "lb_curve": curve}
     run.write_json("robust/summary.json", summary)
-    from rotelab.capacity.figures import robust_figures
+    from rotelab.capacity.robust.figures import robust_figures
 
     robust_figures(run, summary)
     return {k: v for k, v in summary.items() if k not in ("lb_curve", "trials")}

@@ -115,7 +115,7 @@ def box_indicator_net(X: np.ndarray, y: np.ndarray, r: float, n_classes: int | N
     :func:`box_gap` > 0. Layer 2 (N ReLUs): u_j = relu(1 - h_j / delta). Output s_c = sum_{y_j=c} u_j,
     so s_{y_i} >= 1 and s_c = 0 (c != y_i) on box i. With r >= mu each box contains the l2 ball.
     """
-    from rotelab.capacity.robust_data import box_gap
+    from rotelab.capacity.robust.data import box_gap
 
     n, d = X.shape
     C = int(n_classes or y.max() + 1)

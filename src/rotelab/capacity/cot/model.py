@@ -1,5 +1,5 @@
 """Tiny autoregressive transformers at simulated fixed precision, trained to memorise a
-:class:`~rotelab.capacity.cot_data.ReasoningSet` with or without a CoT trace.
+:class:`~rotelab.capacity.cot.data.ReasoningSet` with or without a CoT trace.
 
 Fixed precision (Yu, Gao, Zhang 2025 assume all weights and values at fixed precision) is
 simulated by rounding weights and activations (embeddings, attention outputs, MLP outputs,
@@ -15,11 +15,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from rotelab.capacity.cot_data import ReasoningSet
+from rotelab.capacity.cot.config import PRECISIONS
+from rotelab.capacity.cot.data import ReasoningSet
 from rotelab.capacity.search import one_thread
-
-PRECISIONS = ("fp32", "bf16", "fp8", "int8")
-
 
 def quantize(x: Tensor, precision: str) -> Tensor:
     """Round ``x`` to ``precision`` (straight-through gradient).

@@ -14,46 +14,16 @@ from __future__ import annotations
 
 import math
 import time
-from contextlib import nullcontext
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Any, Callable
 
-
-from rotelab.capacity.cot_data import ReasoningSet, check_conditions, pause_trace, prefix_conflicts, random_labels, single_symbol
-from rotelab.capacity.cot_model import TinyConfig, TinyTransformer, TrainConfig, n_params, train_memorize
+from rotelab.capacity.cot.config import ARMS, CotConfig
+from rotelab.capacity.cot.data import ReasoningSet, check_conditions, pause_trace, prefix_conflicts, random_labels, single_symbol
+from rotelab.capacity.cot.model import TinyConfig, TinyTransformer, TrainConfig, n_params, train_memorize
 from rotelab.capacity.search import loglog_slope, width_search
-from rotelab.core.runs import RunFolder
+from rotelab.core.console import progress as progress_bar
 from rotelab.core.io import read_json
-
-ARMS = ("no_cot", "cot")
-
-
-@dataclass(frozen=True)
-class CotConfig:
-    length: int = 6  # input symbols per string
-    alphabet: int = 4
-    n_labels: int = 2
-    pause: int = 2  # CoT trace = this many PAUSE tokens
-    pos: str = "learned"  # positions in the sweep; the condition runs use NoPE (pos="none") unless named
-    precision: str = "fp32"
-    sizes: tuple[int, ...] = (8, 16, 32, 64, 128)  # quick default; the bench adds 256 and a third seed
-    w_min: int = 2  # widths searched: w_min .. w_max (1 head), by galloping + bisection per depth
-    w_max: int = 32
-    depths: tuple[int, ...] = (2, 1)  # searched in this order; later depths only below the best P so far
-    seeds: tuple[int, ...] = (0, 1)
-    steps: int = 2000  # max steps per candidate (stops at 100% memorised)
-    lr: float = 5e-3  # 1e-2 diverged at width >= 18 on N = 256 (larger nets memorised less); 5e-3 fits N = 256 at width 12
-    patience: int = 500  # a candidate whose memorised count stalls this many steps counts as failed
-    single_n_max: int = 12
-    prefix_pairs: int = 8
-    cond_width: int = 8
-    cond_depth: int = 1
-    cond_heads: int = 2
-    cond_steps: int = 2000
-    cond_seeds: tuple[int, ...] = (0, 1, 2)
-    precisions: tuple[str, ...] = ("fp32", "bf16", "fp8", "int8")
-    arms: tuple[str, ...] = ARMS  # sweep arms to run
-    conditions: bool = True  # train the condition-separating families
+from rotelab.core.runs import RunFolder
 
 
 def arch_factory(data: ReasoningSet, cfg: CotConfig, *, cot: bool, pos: str) -> Callable[[int, int], TinyConfig]:
@@ -198,18 +168,14 @@ def _verdict(prediction: str, accs: list[float], bound: float | None) -> str:
 def run_cot(run: RunFolder, cfg: CotConfig = CotConfig(), *, progress: bool = True) -> dict[str, Any]:
     """Run (or resume) the whole CoT experiment into ``run``; returns the summary, also
     written to ``cot/summary.json``."""
-    from rich.progress import Progress
-
     cond = _condition_runs(cfg) if cfg.conditions else []
     total = len(cfg.arms) * len(cfg.sizes) * len(cfg.seeds) + len(cond) * len(cfg.cond_seeds)
-    bar = Progress(transient=True) if progress else nullcontext()
     c0 = time.process_time()
-    with bar:
-        task = bar.add_task("capacity cot", total=total) if progress else None
+    with progress_bar(disable=not progress) as bar:
+        task = bar.add_task("capacity cot", total=total)
 
         def tick() -> None:
-            if progress:
-                bar.advance(task)
+            bar.advance(task)
 
         sweeps = {arm: _sweep_arm(run, cfg, arm, tick) for arm in cfg.arms}
         conditions: dict[str, Any] = {}
@@ -251,7 +217,7 @@ def run_cot(run: RunFolder, cfg: CotConfig = CotConfig(), *, progress: bool = Tr
         "cpu_seconds_this_call": time.process_time() - c0,
     }
     run.write_json("cot/summary.json", summary)
-    from rotelab.capacity.figures import cot_figures
+    from rotelab.capacity.cot.figures import cot_figures
 
     cot_figures(run, summary)
     return summary

@@ -13,10 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from rotelab.capacity.robust.verify import certify_ibp, ibp_margin_lower, mlp, n_params, pgd_l2
 from rotelab.capacity.search import one_thread
-from rotelab.capacity.verify import certify_ibp, ibp_margin_lower, mlp, n_params, pgd_l2
-
-MODES = ("ibp", "pgd")
 
 
 @dataclass(frozen=True)
