@@ -70,3 +70,15 @@ def test_as_samples_takes_paths_samples_and_strings(tmp_path):
         as_samples(["u", " "], role="members")
     with pytest.raises(RotelabError, match="members: duplicate sample ids"):
         as_samples([Sample("a", "x"), Sample("a", "y")], role="members")
+
+
+def test_read_json_errors_are_one_line(tmp_path):
+    from rotelab.core.io import read_json
+
+    bad = tmp_path / "a.json"
+    bad.write_text('{"a": 1,\n oops}')
+    with pytest.raises(RotelabError, match=r"a.json:2: malformed JSON \(Expecting property name"):
+        read_json(bad)
+    bad.write_bytes(b'{"a": "\xff"}')
+    with pytest.raises(RotelabError, match=r"a.json: not valid UTF-8 \(byte 7\)"):
+        read_json(bad)

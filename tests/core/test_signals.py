@@ -166,3 +166,22 @@ def test_forward_logp_equals_the_logp_of_forward_signals(gpt2_lm):
     lp = gpt2_lm.forward_logp(batch)
     for s, x in zip(full, lp):
         np.testing.assert_allclose(x, s.logp, atol=1e-6)
+
+
+def test_a_peft_wrapped_model_scores_like_its_merged_weights(arch_dirs):
+    """A PeftModel's base_model returns logits, not hidden states: the chunked head falls back to
+    the plain path instead of crashing, and the signals equal the merged model's."""
+    import numpy as np
+    from peft import LoraConfig, get_peft_model
+
+    from rotelab.core.models import HFLanguageModel, load_model
+    from rotelab.core.signals import compute_signals
+
+    lm = load_model(arch_dirs["gpt2"])
+    peft = get_peft_model(lm.model, LoraConfig(r=2, target_modules=["c_attn"], init_lora_weights=False))
+    wrapped = HFLanguageModel(peft, lm.tokenizer)
+    a = compute_signals(wrapped, ["the quick fox jumps over"], progress=False)[0]
+    merged = HFLanguageModel(peft.merge_and_unload(), lm.tokenizer)
+    b = compute_signals(merged, ["the quick fox jumps over"], progress=False)[0]
+    assert not wrapped._head_separable()
+    np.testing.assert_allclose(a.logp, b.logp, atol=1e-5)

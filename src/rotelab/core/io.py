@@ -85,9 +85,10 @@ def read_json(path: Path | str) -> Any:
         return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise RotelabError(f"{path}: file not found") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        where = f":{e.lineno}" if isinstance(e, json.JSONDecodeError) else ""
-        raise RotelabError(f"{path}{where}: malformed JSON ({getattr(e, 'msg', e.reason)})") from None
+    except json.JSONDecodeError as e:
+        raise RotelabError(f"{path}:{e.lineno}: malformed JSON ({e.msg})") from None
+    except UnicodeDecodeError as e:
+        raise RotelabError(f"{path}: not valid UTF-8 (byte {e.start})") from None
 
 
 def file_sha256(path: Path | str) -> str:

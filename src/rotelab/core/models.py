@@ -193,8 +193,11 @@ class HFLanguageModel(LanguageModel):
                 probe = (torch.arange(16, device=self.device) % head.out_features).view(2, 8)
                 with torch.inference_mode():
                     full = self.model(input_ids=probe).logits.float()
-                    split = head(base(input_ids=probe).last_hidden_state).float()
-                ok = bool(torch.allclose(full, split, rtol=1e-3, atol=1e-3 * full.abs().max().item()))
+                    out = base(input_ids=probe)
+                    ok = hasattr(out, "last_hidden_state")  # a PEFT model's base_model returns logits
+                    if ok:
+                        split = head(out.last_hidden_state).float()
+                        ok = bool(torch.allclose(full, split, rtol=1e-3, atol=1e-3 * full.abs().max().item()))
             self._separable = ok
         return self._separable
 

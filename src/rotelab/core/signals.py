@@ -306,7 +306,7 @@ def iter_signals(
     the batch order, not the input order; :func:`compute_signals` restores input order.
     ``counts_out`` (a list) receives the :class:`LongTextCounts`.
     """
-    from rich.progress import Progress
+    from rotelab.core.console import progress as bar_
 
     sample_ids = list(ids) if ids is not None else [str(i) for i in range(len(texts))]
     token_ids = lm.tokenize(list(texts))
@@ -326,7 +326,7 @@ def iter_signals(
     pieces = [(i, k, plans[i][k]) for i in todo for k in range(len(plans[i]))]
     pieces.sort(key=lambda p: -len(p[2][0]))
     pending: dict[int, dict[int, TokenSignals]] = {}
-    with Progress(disable=not progress, transient=True) as bar:
+    with bar_(disable=not progress) as bar:
         task = bar.add_task("signals", total=len(pieces))
         for b in range(0, len(pieces), batch_size):
             chunk = pieces[b : b + batch_size]
