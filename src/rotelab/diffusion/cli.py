@@ -55,7 +55,7 @@ def mitigate(model: ModelOpt, run: RunOpts,
              method: Annotated[str, typer.Option("--method", help=" | ".join(e.name for e in _METHODS) + ". " + " ".join(f"{e.name}: {e.doc}" for e in _METHODS))],
              data: DataOpt = None, n_seeds: SeedsOpt = 4, threshold: ThresholdOpt = 0.7,
              adv_steps: Annotated[int, typer.Option("--adv-steps", help="Fine-tuning steps (adversarial).")] = 200,
-             pruning: Annotated[Optional[Path], typer.Option("--pruning", help="A 'diffusion mitigate --method nemo' run folder whose selection to reuse (adversarial; default: search again).")] = None,
+             pruning: Annotated[Optional[Path], typer.Option("--pruning", help="A 'diffusion mitigate' run folder of a per-prompt mitigation whose generations become the surrogates (adversarial; default: a new NeMo search).")] = None,
              seed: SeedOpt = 0):
     """Mitigate the memorized prompts (label 1) and measure that replication stops."""
     from rotelab.diffusion import api

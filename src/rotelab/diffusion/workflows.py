@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rotelab.core.console import progress as _bar_
+from rotelab.core import console
 from rotelab.core.io import read_json, safe_filename, write_json
 from rotelab.core.runs import RunFolder
 from rotelab.diffusion import detect as det
@@ -26,7 +26,7 @@ from rotelab.diffusion.replication import per_prompt_rates, rate, rate_curve
 
 
 def _bar(progress: bool):
-    return _bar_(disable=not progress)
+    return console.progress(disable=not progress)
 
 
 def _with_images(items: list[dict]) -> list[dict]:
