@@ -1,37 +1,33 @@
-"""Per-image view of the table: which images replicated, which a mitigation stopped, which DoRI restored.
+"""Per-image view of the Finding Dori table: which images replicated, which a mitigation stopped,
+which DoRI restored.
 
-    .venv/bin/python bench/diffusion_restored.py      # after bench/diffusion_table.py (bench/diffusion_table.py also writes this view under "restored")
+    .venv/bin/python bench/diffusion_restored.py            # runs (or resumes) bench/diffusion_table.py with its defaults first
+    .venv/bin/python bench/diffusion_restored.py --smoke    # the same on the table's smoke configuration
+
+The view is the table's "restored" section (bench/diffusion_table.py computes it from the run
+folders); this script prints it one image per line and writes it to <table json>_restored.json.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
-import numpy as np
+sys.path.insert(0, str(Path(__file__).parent))
 
-from rotelab.diffusion.replication import per_prompt_rates
-
-OUT = Path("bench/results/diffusion_final")
+import diffusion_table  # noqa: E402
 
 
-def per_image(name: str, key: str, tau: float = 0.7) -> dict[str, float]:
-    d = json.loads((OUT / name / f"{key}.json").read_text())
-    return dict(zip(d["ids"], per_prompt_rates(np.array(d["sims"]), tau).tolist()))
-
-
-def main() -> None:
-    before = per_image("nemo", "before")
-    rows, summary = [], {}
-    for method in ("nemo", "wanda", "adversarial"):
-        after = per_image(method, "after")
-        dori = json.loads((OUT / f"{method}_dori" / "result.json").read_text())["per_image"]
-        stopped = [i for i in before if before[i] >= 0.5 and after[i] < 0.5]
-        summary[method] = {"replicating_before": sum(v >= 0.5 for v in before.values()), "stopped_by_mitigation": len(stopped),
-                           "restored_by_dori_among_stopped": sum(dori[i] >= 0.5 for i in stopped), "stopped_ids": stopped}
-        rows += [{"method": method, "id": i, "MR_before": before[i], "MR_mitigated": after[i], "MR_mitigated+DoRI": dori[i]} for i in before]
-    out = {"summary": summary, "rows": rows, "threshold": 0.7}
-    Path("bench/results/diffusion_final_restored.json").write_text(json.dumps(out, indent=1))
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    table = diffusion_table.main(argv)  # every stage is a resumable run folder: instant when the table has run
+    rows = [{"method": m, **r} for m, v in table["restored"].items() for r in v["rows"]]
+    summary = {m: {k: x for k, x in v.items() if k != "rows"} for m, v in table["restored"].items()}
+    out_json = Path(diffusion_table.SMOKE[diffusion_table.SMOKE.index("--json") + 1]) if "--smoke" in argv else Path("bench/results/diffusion_final.json")
+    if "--json" in argv:
+        out_json = Path(argv[argv.index("--json") + 1])
+    out_json.with_name(out_json.stem + "_restored.json").write_text(json.dumps({"summary": summary, "rows": rows, "threshold": table["threshold"]}, indent=1))
     print(json.dumps(summary, indent=1))
     for r in rows:
         print(r)

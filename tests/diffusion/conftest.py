@@ -42,3 +42,47 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+class _Boom:
+    """Unpickling this creates ``marker``: a stand-in for a pickle that runs code."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+@pytest.fixture()
+def evil(tmp_path):
+    """``write(path)`` puts a crafted pickle (torch.save format) at ``path``; ``marker`` is the file
+    it creates when unpickled. The fixture checks that the file really is dangerous."""
+    import torch
+
+    marker = tmp_path / "PWNED"
+
+    def write(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save({"x": _Boom(marker)}, path)
+        return path
+
+    probe = write(tmp_path / "probe.pt")
+    torch.load(probe, weights_only=False)  # the old readers did this
+    assert marker.exists(), "the crafted file must run code when unpickled, or the tests below prove nothing"
+    marker.unlink()
+    probe.unlink()
+    write.marker = marker
+    return write
+
+
+@pytest.fixture(scope="session")
+def few_items(tiny_testbed, tmp_path_factory):
+    """A JSONL of one memorized and one unseen testbed item (absolute image paths): cheap runs."""
+    import json
+
+    rows = [json.loads(line) for line in (tiny_testbed[0] / "items.jsonl").read_text().splitlines()]
+    picked = [r for r in rows if r["split"] == "memorized"][:1] + [r for r in rows if r["split"] == "unseen"][:1]
+    p = tmp_path_factory.mktemp("few") / "two.jsonl"
+    p.write_text("".join(json.dumps({**r, "image": str(tiny_testbed[0] / r["image"])}) + "\n" for r in picked))
+    return p

@@ -18,7 +18,7 @@ def _fails(args, match):
 def test_commands_refuse_bad_inputs_before_creating_a_run(tmp_path, tiny_testbed):
     _fails(["testbed", "build", "--preset", "tiny", "--steps", "0", "--out", str(tmp_path / "a")], "--steps must be >= 1; got 0")
     _fails(["detect", "--model", str(tmp_path / "nope"), "--out", str(tmp_path / "b")], "not found")
-    _fails(["dori", "--model", str(tiny_testbed[0]), "--mitigation", str(tmp_path), "--out", str(tmp_path / "c")], "no mitigation.pt")
+    _fails(["dori", "--model", str(tiny_testbed[0]), "--mitigation", str(tmp_path), "--out", str(tmp_path / "c")], "no mitigation.safetensors")
     _fails(["locality", "--model", str(tiny_testbed[0]), "--item", "unseen-0", "--out", str(tmp_path / "d")], "not a memorized item")
     assert not any((tmp_path / x).exists() for x in "abcd")
 

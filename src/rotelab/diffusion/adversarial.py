@@ -13,17 +13,17 @@ The full UNet is trained on
 
 so both the prompt and its nearby triggers are taught to produce the surrogate. (The y_p term is
 a rotelab addition: the paper's LAION term does not contain the memorized pair.)
+
+torch is imported inside the functions: the config is read when the command line starts.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
-import torch
-from torch import Tensor
-
-from rotelab.diffusion.dori import DoriConfig, find_trigger
+if TYPE_CHECKING:
+    from torch import Tensor
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,6 @@ class AdversarialConfig:
     seed: int = 0
 
 
-@torch.no_grad()
 def surrogates(model, ys: Tensor, contexts, *, seed: int = 0, targets: Tensor | None = None, candidates: int = 4) -> tuple[Tensor, Tensor | None]:
     """x̃_i: a generation of the mitigated model per prompt, in the UNet's space  # (P, C, H, W)
 
@@ -47,20 +46,23 @@ def surrogates(model, ys: Tensor, contexts, *, seed: int = 0, targets: Tensor | 
     memorized image back (the first surrogate of one small-testbed image scored 0.7+ and that image
     kept replicating after fine-tuning, measured). Also returns each kept surrogate's similarity (P,).
     """
+    import torch
+
     from rotelab.diffusion.replication import replication_scores
 
     out, sims = [], []
-    for i, y in enumerate(ys):
-        seeds = [20_000 + seed + i + 1000 * k for k in range(candidates if targets is not None else 1)]
-        with contexts[i]():
-            imgs = model.sample(y, seeds)
-        if targets is not None:
-            r = replication_scores(imgs, targets[i])
-            k = int(r.argmin())
-            sims.append(float(r[k]))
-        else:
-            k = 0
-        out.append(model.to_x0(imgs[k : k + 1]))
+    with torch.no_grad():
+        for i, y in enumerate(ys):
+            seeds = [20_000 + seed + i + 1000 * k for k in range(candidates if targets is not None else 1)]
+            with contexts[i]():
+                imgs = model.sample(y, seeds)
+            if targets is not None:
+                r = replication_scores(imgs, targets[i])
+                k = int(r.argmin())
+                sims.append(float(r[k]))
+            else:
+                k = 0
+            out.append(model.to_x0(imgs[k : k + 1]))
     return torch.cat(out), (torch.tensor(sims) if targets is not None else None)
 
 
@@ -71,6 +73,10 @@ def adversarial_finetune(model, x0_mem: Tensor, y_mem: Tensor, x_sur: Tensor, x_
     x0_mem, y_mem: memorized images (UNet space) and prompt embeddings  # (P, C, H, W), (P, L, D)
     x_sur: their surrogates; x_ord, y_ord: ordinary training pairs (the rest of the data).
     """
+    import torch
+
+    from rotelab.diffusion.dori import DoriConfig, find_trigger
+
     g = torch.Generator().manual_seed(cfg.seed)
     unet = model.unet
     opt = torch.optim.AdamW(unet.parameters(), lr=cfg.lr)

@@ -1,168 +1,102 @@
-"""``rotelab diffusion ...``: testbed, detection, mitigations, DoRI trigger search, locality."""
+"""``rotelab diffusion ...``: testbed, detection, mitigations, DoRI trigger search, locality.
+
+Each command parses, builds a config, calls its entry point in :mod:`rotelab.diffusion.api` once
+and prints the result. ``--model`` is a diffusers pipeline folder, not a language model, so these
+commands take their own ``--model`` rather than the language-model options.
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, replace
-from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from rotelab.cli_common import group, JsonOpt, OutOpt, QuietOpt, SeedOpt, finish, open_run
-from rotelab.errors import RotelabError
+from rotelab.cli_common import RunOpts, SeedOpt, command, emit_run, group
+from rotelab.diffusion.mitigate import MITIGATIONS
 
 app = group("diffusion", help="Text-to-image diffusion memorization: replication, detection, pruning mitigations, DoRI, locality.")
 testbed_app = typer.Typer(no_args_is_help=True, help="The diffusion testbed.")
 app.add_typer(testbed_app, name="testbed")
 
+_METHODS = sorted(MITIGATIONS.entries(), key=lambda e: e.meta.get("order", 50))
 
-class Preset(str, Enum):
-    tiny = "tiny"
-    small = "small"
-    small16 = "small16"
-
-
-class Method(str, Enum):
-    nemo = "nemo"
-    wanda = "wanda"
-    adversarial = "adversarial"
-
-
-class Init(str, Enum):
-    prompt = "prompt"
-    gaussian = "gaussian"
-    other = "other"
-
-
-ModelOpt = Annotated[Path, typer.Option("--model", "-m", help="A diffusers pipeline folder (unet/ text_encoder/ scheduler/ [vae/] tokenizer), or a testbed / adversarial run folder.")]
+ModelOpt = Annotated[Path, typer.Option("--model", "-m", help="A diffusers pipeline folder (unet/, text_encoder/, scheduler/, optional vae/, tokenizer; safetensors weights), or a testbed / adversarial run folder.")]
 DataOpt = Annotated[Optional[Path], typer.Option("--data", "-d", help="JSONL: text, label (1 = memorized), image (path relative to the file); default: the testbed's items.jsonl.")]
-ThresholdOpt = Annotated[float, typer.Option("--threshold", help="Replication threshold τ on the centred pixel cosine (curves over τ are always written).")]
-SeedsOpt = Annotated[int, typer.Option("--n-seeds", help="Generations per prompt.")]
+ThresholdOpt = Annotated[float, typer.Option("--threshold", help="Replication threshold τ on the centred pixel cosine, in [-1, 1] (curves over τ are always written).")]
+SeedsOpt = Annotated[int, typer.Option("--n-seeds", help="Generations per prompt (or per found trigger) to measure replication.")]
 
 
-def _load(model: Path, data: Path | None):
-    """Validate --model and --data before any run folder exists."""
-    from rotelab.diffusion.model import DiffusionModel
-    from rotelab.diffusion.testbed import read_items
-
-    if not model.exists():
-        raise RotelabError(f"--model {model}: not found")
-    if data is None:
-        root = model if (model / "items.jsonl").exists() else model.parent
-        if not (root / "items.jsonl").exists():
-            raise RotelabError(f"--data is needed: {model} is not a testbed folder (no items.jsonl)")
-        data = root / "items.jsonl"
-    items = read_items(data)
-    return DiffusionModel.load(model), items, data
-
-
-def _check(name: str, value: float, lo: float, hi: float) -> None:
-    if not lo <= value <= hi:
-        raise RotelabError(f"{name} must be in [{lo}, {hi}]; got {value}")
-
-
-@testbed_app.command("build")
-def testbed_build(preset: Annotated[Preset, typer.Option("--preset", help="tiny (tests, 8x8, ~1 min), small (the experiment, 8x8, ~5 min), small16 (16x16, 2000 steps, ~30+ min on 2 busy cores).")] = Preset.small,
+@command(testbed_app, "build")
+def testbed_build(run: RunOpts,
+                  preset: Annotated[str, typer.Option("--preset", help="tiny (tests, 8x8, ~1 min), small (the experiment, 8x8, ~5 min), small16 (16x16, 2000 steps, ~30+ min on 2 busy cores).")] = "small",
                   steps: Annotated[Optional[int], typer.Option("--steps", help="Override the preset's training steps.")] = None,
-                  out: OutOpt = None, seed: SeedOpt = 0, json_out: JsonOpt = False, quiet: QuietOpt = False):
+                  seed: SeedOpt = 0):
     """Train a tiny text-to-image UNet whose memorized, singleton and unseen pairs are known."""
-    from rotelab.diffusion.testbed import PRESETS, build_testbed
+    from rotelab.diffusion import api
 
-    if steps is not None and steps < 1:
-        raise RotelabError(f"--steps must be >= 1; got {steps}")
-    cfg = replace(PRESETS[preset.value], seed=seed, **({"steps": steps} if steps else {}))
-    run = open_run(out, "diffusion testbed build", {"preset": preset.value, **asdict(cfg)}, seed=seed)
-    res = run.step("train", lambda: build_testbed(run.path, cfg, progress=not quiet))
-    if res is None:
-        from rotelab.core.io import read_json
-
-        res = {k: v for k, v in read_json(run.file("train.json")).items() if k != "losses"}
-    run.write_json("testbed.json", res)
-    finish(run, res, as_json=json_out, quiet=quiet)
+    out = run.out_dir("diffusion testbed build")
+    emit_run(api.testbed_build(out=out, preset=preset, steps=steps, seed=seed, overwrite=run.overwrite, progress=run.progress), run, out)
 
 
-@app.command()
-def detect(model: ModelOpt, data: DataOpt = None, n_noises: Annotated[int, typer.Option("--n-noises", help="Noises per prompt for Wen et al.")] = 8,
-           n_seeds: SeedsOpt = 4, threshold: ThresholdOpt = 0.7, out: OutOpt = None, json_out: JsonOpt = False, quiet: QuietOpt = False):
+@command(app, "detect")
+def detect(model: ModelOpt, run: RunOpts, data: DataOpt = None,
+           n_noises: Annotated[int, typer.Option("--n-noises", help="Noises per prompt for Wen et al.")] = 8,
+           n_seeds: SeedsOpt = 4, threshold: ThresholdOpt = 0.7):
     """Wen et al. detection (AUC), trigger tokens, and replication rate per prompt."""
-    from rotelab.diffusion.workflows import run_detect
+    from rotelab.diffusion import api
 
-    _check("--threshold", threshold, -1, 1)
-    m, items, data = _load(model, data)
-    run = open_run(out, "diffusion detect", dict(model=model, data=data, n_noises=n_noises, n_seeds=n_seeds, threshold=threshold))
-    run.add_input("data", data)
-    finish(run, run_detect(run, m, items, n_noises=n_noises, n_seeds=n_seeds, threshold=threshold, progress=not quiet), as_json=json_out, quiet=quiet)
+    out = run.out_dir("diffusion detect")
+    emit_run(api.detect(model, data, out=out, n_noises=n_noises, n_seeds=n_seeds, threshold=threshold, overwrite=run.overwrite, progress=run.progress), run, out)
 
 
-@app.command("mitigate")
-def mitigate_cmd(model: ModelOpt, method: Annotated[Method, typer.Option("--method", help="nemo | wanda | adversarial")],
-                 data: DataOpt = None, n_seeds: SeedsOpt = 4, threshold: ThresholdOpt = 0.7,
-                 adv_steps: Annotated[int, typer.Option("--adv-steps", help="Adversarial fine-tuning steps.")] = 200,
-                 out: OutOpt = None, seed: SeedOpt = 0, json_out: JsonOpt = False, quiet: QuietOpt = False):
+@command(app, "mitigate")
+def mitigate(model: ModelOpt, run: RunOpts,
+             method: Annotated[str, typer.Option("--method", help=" | ".join(e.name for e in _METHODS) + ". " + " ".join(f"{e.name}: {e.doc}" for e in _METHODS))],
+             data: DataOpt = None, n_seeds: SeedsOpt = 4, threshold: ThresholdOpt = 0.7,
+             adv_steps: Annotated[int, typer.Option("--adv-steps", help="Fine-tuning steps (adversarial).")] = 200,
+             pruning: Annotated[Optional[Path], typer.Option("--pruning", help="A 'diffusion mitigate' run folder of a per-prompt mitigation whose generations become the surrogates (adversarial; default: a new NeMo search).")] = None,
+             seed: SeedOpt = 0):
     """Mitigate the memorized prompts (label 1) and measure that replication stops."""
-    from rotelab.diffusion.adversarial import AdversarialConfig
-    from rotelab.diffusion.workflows import run_mitigate
+    from rotelab.diffusion import api
 
-    _check("--threshold", threshold, -1, 1)
-    if adv_steps < 1:
-        raise RotelabError(f"--adv-steps must be >= 1; got {adv_steps}")
-    m, items, data = _load(model, data)
-    if not any(it["label"] == 1 and "image" in it for it in items):
-        raise RotelabError(f"{data}: no memorized item (label 1) with an image")
-    cfg = AdversarialConfig(steps=adv_steps, seed=seed)
-    run = open_run(out, "diffusion mitigate", dict(model=model, data=data, method=method.value, n_seeds=n_seeds, threshold=threshold, adversarial=asdict(cfg)), seed=seed)
-    run.add_input("data", data)
-    finish(run, run_mitigate(run, m, items, method.value, n_seeds=n_seeds, threshold=threshold, adv_cfg=cfg, progress=not quiet), as_json=json_out, quiet=quiet)
+    config = MITIGATIONS.get(method, option="--method").obj.make_config(steps=adv_steps, seed=seed)
+    out = run.out_dir("diffusion mitigate")
+    result = api.mitigate(model, data, method=method, config=config, pruning=pruning, out=out, n_seeds=n_seeds, threshold=threshold,
+                          overwrite=run.overwrite, progress=run.progress)
+    emit_run(result, run, out)
 
 
-@app.command()
-def dori(model: ModelOpt, data: DataOpt = None,
-         mitigation: Annotated[Optional[Path], typer.Option("--mitigation", help="A 'diffusion mitigate --method nemo|wanda' run folder to attack.")] = None,
-         init: Annotated[Init, typer.Option("--init", help="Start from the prompt's embedding, a Gaussian, or another prompt's.")] = Init.prompt,
+@command(app, "dori")
+def dori(model: ModelOpt, run: RunOpts, data: DataOpt = None,
+         mitigation: Annotated[Optional[Path], typer.Option("--mitigation", help="A 'diffusion mitigate' run folder of a per-prompt mitigation (" + " | ".join(e.name for e in _METHODS if e.meta.get("per_prompt")) + ") to attack.")] = None,
+         init: Annotated[str, typer.Option("--init", help="Start from the prompt's embedding (prompt), a Gaussian (gaussian), or another prompt's (other).")] = "prompt",
          starts: Annotated[int, typer.Option("--starts", help="DoRI runs per image.")] = 1,
-         steps: Annotated[int, typer.Option("--steps", help="Adam steps.")] = 50,
-         lr: Annotated[float, typer.Option("--lr")] = 0.1,
-         n_seeds: SeedsOpt = 4, threshold: ThresholdOpt = 0.7, out: OutOpt = None, seed: SeedOpt = 0, json_out: JsonOpt = False, quiet: QuietOpt = False):
+         steps: Annotated[int, typer.Option("--steps", help="Adam steps of each trigger search.")] = 50,
+         lr: Annotated[float, typer.Option("--lr", help="Adam learning rate of the trigger search (the paper's 0.1).")] = 0.1,
+         n_seeds: SeedsOpt = 4, threshold: ThresholdOpt = 0.7, seed: SeedOpt = 0):
     """DoRI: optimise a text embedding toward each image with the denoising loss; measure replication."""
-    from rotelab.diffusion import mitigate as mit
+    from rotelab.diffusion import api
     from rotelab.diffusion.dori import DoriConfig
-    from rotelab.diffusion.workflows import run_dori
 
-    _check("--threshold", threshold, -1, 1)
-    for name, v in (("--starts", starts), ("--steps", steps), ("--n-seeds", n_seeds)):
-        if v < 1:
-            raise RotelabError(f"{name} must be >= 1; got {v}")
-    m, items, data = _load(model, data)
-    mit_obj = mit.load(mitigation) if mitigation is not None else None
-    cfg = DoriConfig(steps=steps, lr=lr, n_eval_seeds=n_seeds)
-    run = open_run(out, "diffusion dori", dict(model=model, data=data, mitigation=mitigation, init=init.value, starts=starts, dori=asdict(cfg), threshold=threshold), seed=seed)
-    run.add_input("data", data)
-    res = run_dori(run, m, items, mitigation=mit_obj, init=init.value, starts=starts, cfg=cfg, threshold=threshold, seed=seed, progress=not quiet)
-    finish(run, res, as_json=json_out, quiet=quiet)
+    out = run.out_dir("diffusion dori")
+    result = api.dori(model, data, mitigation=mitigation, init=init, starts=starts, config=DoriConfig(steps=steps, lr=lr, n_eval_seeds=n_seeds),
+                      threshold=threshold, seed=seed, out=out, overwrite=run.overwrite, progress=run.progress)
+    emit_run(result, run, out)
 
 
-@app.command("locality")
-def locality_cmd(model: ModelOpt, data: DataOpt = None,
-                 item: Annotated[Optional[str], typer.Option("--item", help="Id of the memorized item (default: the first with label 1).")] = None,
-                 starts: Annotated[int, typer.Option("--starts", help="DoRI runs from Gaussian starts.")] = 16,
-                 steps: Annotated[int, typer.Option("--steps")] = 50,
-                 n_seeds: SeedsOpt = 4, threshold: ThresholdOpt = 0.7, out: OutOpt = None, seed: SeedOpt = 0, json_out: JsonOpt = False, quiet: QuietOpt = False):
+@command(app, "locality")
+def locality(model: ModelOpt, run: RunOpts, data: DataOpt = None,
+             item: Annotated[Optional[str], typer.Option("--item", help="Id of the memorized item (default: the first with label 1 and an image).")] = None,
+             starts: Annotated[int, typer.Option("--starts", help="DoRI runs from Gaussian starts (at least 2).")] = 16,
+             steps: Annotated[int, typer.Option("--steps", help="Adam steps of each trigger search.")] = 50,
+             max_selections: Annotated[Optional[int], typer.Option("--max-selections", help="NeMo / Wanda selections on at most this many triggers (default: all; each costs tens of generations).")] = None,
+             n_seeds: SeedsOpt = 4, threshold: ThresholdOpt = 0.7, seed: SeedOpt = 0):
     """Spread of triggers for one image, their activation discrepancy, IoU of pruning selections."""
+    from rotelab.diffusion import api
     from rotelab.diffusion.dori import DoriConfig
-    from rotelab.diffusion.workflows import run_locality
 
-    if starts < 2:
-        raise RotelabError(f"--starts must be >= 2; got {starts}")
-    m, items, data = _load(model, data)
-    mem = [it["id"] for it in items if it["label"] == 1 and "image" in it]
-    if item is None:
-        if not mem:
-            raise RotelabError(f"{data}: no memorized item (label 1) with an image")
-        item = mem[0]
-    elif item not in mem:
-        raise RotelabError(f"--item {item!r}: not a memorized item with an image in {data}; available: {', '.join(mem[:10])}")
-    cfg = DoriConfig(steps=steps, n_eval_seeds=n_seeds)
-    run = open_run(out, "diffusion locality", dict(model=model, data=data, item=item, starts=starts, dori=asdict(cfg), threshold=threshold), seed=seed)
-    run.add_input("data", data)
-    finish(run, run_locality(run, m, items, item, starts=starts, cfg=cfg, threshold=threshold, seed=seed, progress=not quiet), as_json=json_out, quiet=quiet)
+    out = run.out_dir("diffusion locality")
+    result = api.locality(model, data, item=item, starts=starts, config=DoriConfig(steps=steps, n_eval_seeds=n_seeds), threshold=threshold, seed=seed,
+                          max_selections=max_selections, out=out, overwrite=run.overwrite, progress=run.progress)
+    emit_run(result, run, out)

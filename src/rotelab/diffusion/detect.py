@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from rotelab.core.hooks import module_hooks
 from rotelab.core.stats import summarize
 
 
@@ -66,20 +67,17 @@ def token_attribution(model, text: str, **kw) -> tuple[list[int], np.ndarray]:
         captured["e"] = out.detach().requires_grad_(True)
         return captured["e"]
 
-    h = emb_layer.register_forward_hook(hook)
-    try:
-        with torch.enable_grad():
-            y = model.text_encoder(ids).last_hidden_state[0]
-            wen_norm(model, y, **kw).backward()
-    finally:
-        h.remove()
+    name = next(n for n, m in model.text_encoder.named_modules() if m is emb_layer)
+    with module_hooks(model.text_encoder, {name: hook}), torch.enable_grad():
+        y = model.text_encoder(ids).last_hidden_state[0]
+        wen_norm(model, y, **kw).backward()
     g = captured["e"].grad[0].norm(dim=-1)  # (L,)
     return ids[0].tolist(), g.numpy()
 
 
 def detect(model, items: list[dict], *, seeds: Sequence[int] = range(8), n_steps: int = 1, progress: bool = False) -> dict:
     """Wen scores of every item, AUC memorized (label 1) vs the rest with a bootstrap interval."""
-    from rich.progress import track
+    from rotelab.core.console import track
 
     ys = model.embed([it["text"] for it in items])
     scores = np.array([float(wen_norm(model, y, seeds=seeds, n_steps=n_steps)) for y in track(ys, "Wen et al. scores", disable=not progress)])

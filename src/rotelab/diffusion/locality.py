@@ -20,6 +20,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from rotelab.core.hooks import module_hooks
+
 
 def pairwise_l2(ys: Tensor) -> np.ndarray:
     """Upper-triangle pairwise distances of flattened embeddings  # (K, L, D) -> (K(K-1)/2,)"""
@@ -65,16 +67,16 @@ def as_sets(selection: dict) -> dict[str, set]:
 @torch.no_grad()
 def layer_activations(model, y: Tensor, layers: Sequence[str], *, seed: int = 0, t: int | None = None) -> dict[str, Tensor]:
     """Outputs of ``layers`` for one embedding at fixed noise x_T and timestep  # {layer: flat}"""
-    mods = dict(model.unet.named_modules())
     acts: dict[str, Tensor] = {}
-    hs = [mods[n].register_forward_hook(lambda _m, _i, out, n=n: acts.__setitem__(n, (out[0] if isinstance(out, tuple) else out).flatten()))
-          for n in layers]
-    try:
+
+    def keep(name):
+        def hook(_m, _i, out) -> None:
+            acts[name] = (out[0] if isinstance(out, tuple) else out).flatten()
+        return hook
+
+    with module_hooks(model.unet, {n: keep(n) for n in layers}):
         x = torch.randn(model.noise_shape(1), generator=torch.Generator().manual_seed(seed))
         model.eps(x, model.first_timestep() if t is None else t, y[None])
-    finally:
-        for h in hs:
-            h.remove()
     return acts
 
 

@@ -1,107 +1,192 @@
-"""Per-prompt pruning mitigations (NeMo, Wanda) as stored objects, and how to apply them.
+"""Mitigations of diffusion memorization: the interface, the registry, and how they are stored.
 
-A mitigation file (``mitigation.pt`` in a ``mitigate`` run folder) holds, per memorized item id,
-the NeMo neuron selection or the Wanda weight set, plus the calibration (τ) used. NeMo and the
-Wanda variant act at inference for the prompt they were found for, as in NeMo.
+A mitigation is one class in its own module under :mod:`rotelab.diffusion.mitigations`, filed by
+the decorator ``@MITIGATIONS.register("name", per_prompt=...)``; that line is the only list (the
+``--method`` choices of ``rotelab diffusion mitigate`` come from it). The registry imports every
+module of that package on first use; the modules import torch only inside their methods, so the
+command line's help stays fast.
+
+A mitigation is saved in its run folder as ``mitigation.safetensors`` (tensors in the body, the
+rest as JSON in the header: :mod:`rotelab.diffusion.store`); nothing rotelab loads can run code.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from pathlib import Path
-from typing import Callable, ContextManager
+from typing import TYPE_CHECKING, Any, ClassVar, ContextManager
 
-import numpy as np
-import torch
-from torch import Tensor
-
-from rotelab.diffusion import nemo, wanda
+from rotelab.core.registry import Registry
 from rotelab.errors import RotelabError
 
-METHODS = ("nemo", "wanda", "adversarial")
+if TYPE_CHECKING:
+    from torch import Tensor
+
+    from rotelab.core.runs import RunFolder
+    from rotelab.diffusion.model import DiffusionModel
+
+FILE = "mitigation.safetensors"
 
 
-def controls_for_calibration(items: list[dict], ys: Tensor, *, limit: int = 16) -> Tensor:
+@dataclasses.dataclass(frozen=True)
+class NoConfig:
+    """A mitigation without options."""
+
+
+class Mitigation:
+    """What every mitigation offers.
+
+    Lifecycle: ``m = cls(config)``; ``m.select(model, items, run=..., threshold=...)`` finds it;
+    ``m.save(folder)`` / ``cls.load(folder)`` store it; ``m.mitigated(model)`` is the model to
+    evaluate, on which ``m.apply(model, item_id)`` mitigates one memorized prompt and
+    ``m.deploy(model)`` every prompt at once (the held-out cost).
+
+    Class attributes: ``name`` (set by the registry), ``Config`` (a frozen dataclass of the
+    method's options, written to the manifest).
+    """
+
+    name: ClassVar[str] = ""
+    Config: ClassVar[type] = NoConfig
+
+    def __init__(self, config: Any = None):
+        self.config = config if config is not None else self.Config()
+        if not isinstance(self.config, self.Config):
+            raise RotelabError(f"{self.name}: config must be a {self.Config.__name__}; got {type(self.config).__name__}")
+        self.model_fingerprint: str | None = None
+
+    @classmethod
+    def make_config(cls, **values: Any) -> Any:
+        """The method's config from command-line values, keeping those its ``Config`` has."""
+        names = {f.name for f in dataclasses.fields(cls.Config)}
+        return cls.Config(**{k: v for k, v in values.items() if k in names})
+
+    # -- checks the entry point runs before a run folder exists ---------------------------------
+    def check_config(self) -> None:
+        """Refuse impossible options in one line (the entry point calls this first)."""
+
+    def check_items(self, items: list[dict], where: Path | None) -> None:
+        """Refuse items this method cannot work with, in one line naming ``where`` (the data file).
+        The entry point has already checked that some memorized item (label 1) has an image."""
+
+    # -- finding it -------------------------------------------------------------------------
+    def select(self, model: "DiffusionModel", items: list[dict], *, run: "RunFolder", threshold: float = 0.7, progress: bool = True) -> None:
+        """Find the mitigation of every memorized item (label 1) of ``items``.
+
+        ``run`` is the run folder: long searches may keep resumable ``run.step``s and artefacts there.
+        """
+        raise NotImplementedError
+
+    # -- using it ---------------------------------------------------------------------------
+    def mitigated(self, model: "DiffusionModel") -> "DiffusionModel":
+        """The model on which mitigated prompts generate (pruning: ``model`` itself)."""
+        return model
+
+    def apply(self, model: "DiffusionModel", item_id: str) -> ContextManager:
+        """A context in which ``model`` generates as the mitigated model does for that item's prompt."""
+        return contextlib.nullcontext()
+
+    def deploy(self, model: "DiffusionModel") -> ContextManager:
+        """A context with every item's mitigation at once (what deploying it costs on held-out data)."""
+        return contextlib.nullcontext()
+
+    def summary(self) -> dict:
+        """``tau_signal``, ``selection_mitigated`` and per-item ``selection`` rows for the result and report."""
+        return {"tau_signal": None, "selection_mitigated": None, "selection": []}
+
+    def diagnostics(self, model: "DiffusionModel", items: list[dict], ys: "Tensor") -> dict | None:
+        """Extra measurements of the selection (IoU across prompts, ...), or None."""
+        return None
+
+    # -- storing it -------------------------------------------------------------------------
+    def state(self) -> dict:
+        """Everything :meth:`from_state` needs (tensors allowed; no pickles)."""
+        return {}
+
+    def restore(self, state: dict, folder: Path) -> None:
+        """Fill the instance from :meth:`state`'s dict (``folder``: where it was saved)."""
+
+    def record(self) -> dict:
+        """What :meth:`save` writes: method, config, model fingerprint and :meth:`state`."""
+        return {"method": self.name, "config": dataclasses.asdict(self.config), "model_fingerprint": self.model_fingerprint, **self.state()}
+
+    def save(self, folder: Path | str, *, name: str = FILE) -> Path:
+        from rotelab.diffusion import store
+
+        path = Path(folder) / name
+        store.save(path, self.record())
+        return path
+
+    @classmethod
+    def from_state(cls, state: dict, folder: Path) -> "Mitigation":
+        try:
+            m = cls(cls.Config(**state["config"]))
+            m.model_fingerprint = state.get("model_fingerprint")
+            m.restore(state, Path(folder))
+        except (KeyError, TypeError) as e:
+            raise RotelabError(f"{folder}: the stored {cls.name} mitigation is incomplete ({type(e).__name__}: {e})") from None
+        return m
+
+
+def _discover() -> None:
+    import importlib
+    import pkgutil
+
+    from rotelab.diffusion import mitigations
+
+    for mod in pkgutil.iter_modules(mitigations.__path__):
+        importlib.import_module(f"rotelab.diffusion.mitigations.{mod.name}")
+
+
+MITIGATIONS: Registry[type[Mitigation]] = Registry("mitigation", discover=_discover, base=Mitigation)
+"""Mitigation classes by name; metadata ``per_prompt`` (applied at inference for the prompt it was
+found for, so ``diffusion dori --mitigation`` can attack it) and ``doc``."""
+
+
+def register(name: str, **meta: Any):
+    """``@register("nemo", per_prompt=True)``: file a :class:`Mitigation` subclass and name it."""
+
+    def deco(cls: type[Mitigation]) -> type[Mitigation]:
+        cls.name = name
+        return MITIGATIONS.register(name, **meta)(cls)
+
+    return deco
+
+
+def load_mitigation(folder: Path | str, *, name: str = FILE) -> Mitigation:
+    """The mitigation saved in a ``diffusion mitigate`` run folder (one line if there is none)."""
+    from rotelab.diffusion import store
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise RotelabError(f"{folder}: not found (expected a 'diffusion mitigate' run folder)")
+    if not (folder / name).is_file():
+        legacy = " (its mitigation.pt is a pickle from an older rotelab and is never loaded: it could run code; re-run 'diffusion mitigate')" \
+            if (folder / "mitigation.pt").exists() else ""
+        raise RotelabError(f"{folder}: no {name}; is it a 'diffusion mitigate' run folder?{legacy}")
+    return load_record(store.load(folder / name), folder, where=folder / name)
+
+
+def load_record(state: Any, folder: Path, *, where: Path | None = None) -> Mitigation:
+    """A mitigation from the dict :meth:`Mitigation.record` made (``folder``: where its files are)."""
+    if not isinstance(state, dict) or not isinstance(state.get("method"), str):
+        raise RotelabError(f"{where or folder}: not a stored mitigation (no method)")
+    return MITIGATIONS.get(state["method"]).obj.from_state(state, Path(folder))
+
+
+def check_calibration(items: list[dict], where: Path | str | None) -> None:
+    """Calibration (NeMo's τ, Wanda's reference) needs at least 2 non-memorized prompts (label 0)."""
+    if sum(it["label"] == 0 for it in items) < 2:
+        raise RotelabError(f"{where or 'data'}: calibration needs at least 2 non-memorized prompts (label 0)")
+
+
+def controls_for_calibration(items: list[dict], ys: "Tensor", *, limit: int = 16) -> "Tensor":
     """Embeddings of up to ``limit`` non-memorized prompts (label 0, evenly spaced): NeMo's reference
     distribution (NeMo used 50k prompts; each costs generations here, so the count is capped)."""
+    import numpy as np
+
     idx = [i for i, it in enumerate(items) if it["label"] == 0]
     if len(idx) < 2:
         raise RotelabError("calibration needs at least 2 non-memorized prompts (label 0) in --data")
     pick = np.linspace(0, len(idx) - 1, min(limit, len(idx))).round().astype(int)
     return ys[[idx[k] for k in pick]]
-
-
-def build_pruning(model, items: list[dict], method: str, *, seeds=nemo.SIGNAL_SEEDS, rep_threshold: float = 0.7, use_images: bool = True,
-                  progress: Callable[[int], None] | None = None) -> dict:
-    """Find a per-prompt NeMo or Wanda mitigation for every memorized item (label 1).
-
-    With ``use_images`` (default) an item's training image, when it has one, is the replication
-    target of :func:`nemo.check`: the selection continues until that prompt no longer replicates it.
-    """
-    from rotelab.diffusion.model import load_images
-
-    ys = model.embed([it["text"] for it in items])
-    ctrl = controls_for_calibration(items, ys)
-    cal = nemo.calibrate(model, ctrl, seeds=seeds)
-    ref = wanda.reference_norms(model, ctrl) if method == "wanda" else None
-    per_item = {}
-    for k, (it, y) in enumerate((it, y) for it, y in zip(items, ys) if it["label"] == 1):
-        target = load_images([it["image"]], model.image_size)[0] if use_images and it.get("image") else None
-        kw = {"seeds": seeds, "target": target, "rep_threshold": rep_threshold}
-        if method == "nemo":
-            r = nemo.select_neurons(model, y, cal["stats"], cal["tau"], **kw)
-        else:
-            r = wanda.select_weights(model, y, ref, cal["tau"], **kw)
-        per_item[it["id"]] = r
-        if progress:
-            progress(k + 1)
-    return {"method": method, "tau": cal["tau"], "rep_threshold": rep_threshold, "control_signals": cal["control_signals"], "per_item": per_item,
-            "stats": cal["stats"], "ref_norms": ref}
-
-
-def context(model, mitigation: dict | None, item_id: str) -> Callable[[], ContextManager]:
-    """A factory for the context that applies the item's mitigation (nothing for unknown items)."""
-    if mitigation is None or item_id not in mitigation.get("per_item", {}):
-        return contextlib.nullcontext
-    r = mitigation["per_item"][item_id]
-    if mitigation["method"] == "nemo":
-        return lambda: nemo.deactivated(model.unet, r["selection"])
-    return lambda: wanda.pruned(model.unet, r["weights"])
-
-
-def summary_rows(mitigation: dict) -> list[dict]:
-    rows = []
-    for iid, r in mitigation["per_item"].items():
-        row = {"id": iid, "signal before": r["signal_before"], "signal after": r["signal_after"],
-               "share replicating before": r.get("replication_before"), "share replicating after": r.get("replication_after"),
-               "null floor": r.get("replication_floor"),
-               "mitigated": bool(r["mitigated"])}
-        if mitigation["method"] == "nemo":
-            row.update({"theta": r["theta"], "neurons": sum(len(v) for v in r["selection"].values()), "layers": sum(bool(v) for v in r["selection"].values())})
-        else:
-            row.update({"sparsity": r["sparsity"], "weights": int(sum(len(v) for v in r["weights"].values()))})
-        rows.append(row)
-    return rows
-
-
-def save(path: Path, mitigation: dict) -> None:
-    import io
-
-    from rotelab.core.io import atomic_write_bytes
-
-    buf = io.BytesIO()
-    torch.save(mitigation, buf)
-    atomic_write_bytes(path, buf.getvalue())
-
-
-def load(run: Path) -> dict:
-    p = Path(run) / "mitigation.pt"
-    if not p.exists():
-        raise RotelabError(f"{run}: no mitigation.pt (is it a 'diffusion mitigate --method nemo|wanda' run folder?)")
-    return torch.load(p, weights_only=False)
-
-
-def mean_signal(mitigation: dict) -> tuple[float, float]:
-    a = np.array([r["signal_before"] for r in mitigation["per_item"].values()])
-    b = np.array([r["signal_after"] for r in mitigation["per_item"].values()])
-    return float(a.mean()), float(b.mean())

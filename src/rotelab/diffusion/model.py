@@ -49,7 +49,11 @@ class WordIdTokenizer:
     def encode(self, texts: Sequence[str]) -> Tensor:
         rows = []
         for t in texts:
-            ids = [int(w[1:]) for w in t.split()] if t.strip() else []
+            words = t.split()
+            bad = next((w for w in words if not (w[:1] == "w" and w[1:].isdigit())), None)
+            if bad is not None:
+                raise RotelabError(f"text '{t[:40]}': word '{bad[:20]}' is not w<id> (the testbed's word-id tokenizer)")
+            ids = [int(w[1:]) for w in words]
             row = ([self.bos] + ids + [self.eos])[: self.max_length] if t.strip() else []
             rows.append(row + [self.pad] * (self.max_length - len(row)))
         return torch.tensor(rows, dtype=torch.long)
@@ -57,7 +61,13 @@ class WordIdTokenizer:
 
 def _load_tokenizer(path: Path):
     if (path / "word_tokenizer.json").exists():
-        return WordIdTokenizer(**json.loads((path / "word_tokenizer.json").read_text()))
+        from rotelab.core.io import read_json
+
+        spec = read_json(path / "word_tokenizer.json")
+        try:
+            return WordIdTokenizer(**spec)
+        except TypeError as e:
+            raise RotelabError(f"{path / 'word_tokenizer.json'}: not a word-id tokenizer spec ({e})") from None
     if (path / "tokenizer").is_dir():
         from transformers import AutoTokenizer
 
@@ -71,6 +81,7 @@ class DiffusionModel:
     def __init__(self, unet, text_encoder, scheduler, tokenizer, vae=None, path: Path | None = None):
         self.unet, self.text_encoder, self.scheduler, self.tokenizer, self.vae = unet, text_encoder, scheduler, tokenizer, vae
         self.path = path
+        self._fingerprint: str | None = None
         for m in (unet, text_encoder, vae):
             if m is not None:
                 m.eval().requires_grad_(False)
@@ -79,24 +90,49 @@ class DiffusionModel:
 
     @classmethod
     def load(cls, path: Path | str) -> "DiffusionModel":
+        """Open a pipeline folder (or a testbed / adversarial run folder: its ``model/``); safetensors weights only."""
         from diffusers import DDPMScheduler, UNet2DConditionModel
         from transformers import CLIPTextModel
 
-        path = Path(path)
-        if (path / "model" / "unet").is_dir():  # a testbed or mitigation folder: use its model/
-            path = path / "model"
-        for sub in ("unet", "text_encoder", "scheduler"):
-            if not (path / sub).is_dir():
-                raise RotelabError(f"{path}: not a diffusers pipeline folder (no {sub}/)")
-        unet = UNet2DConditionModel.from_pretrained(path / "unet")
-        te = CLIPTextModel.from_pretrained(path / "text_encoder")
+        path = pipeline_folder(path)
+        unet = UNet2DConditionModel.from_pretrained(path / "unet", use_safetensors=True)
+        te = CLIPTextModel.from_pretrained(path / "text_encoder", use_safetensors=True)
         sched = DDPMScheduler.from_pretrained(path / "scheduler")
         vae = None
         if (path / "vae").is_dir():
             from diffusers import AutoencoderKL
 
-            vae = AutoencoderKL.from_pretrained(path / "vae")
-        return cls(unet, te, sched, _load_tokenizer(path), vae, path)
+            vae = AutoencoderKL.from_pretrained(path / "vae", use_safetensors=True)
+        model = cls(unet, te, sched, _load_tokenizer(path), vae, path)
+        model.fingerprint = fingerprint_pipeline(path)
+        return model
+
+    def save(self, folder: Path) -> None:
+        """Write a pipeline folder (safetensors weights, JSON configs) that :meth:`load` reads back;
+        the tokenizer files are copied from the folder this model was loaded from."""
+        import shutil
+
+        self.unet.save_pretrained(folder / "unet")
+        self.text_encoder.save_pretrained(folder / "text_encoder")
+        self.scheduler.save_pretrained(folder / "scheduler")
+        if self.vae is not None:
+            self.vae.save_pretrained(folder / "vae")
+        src = self.path
+        if src is not None and (src / "word_tokenizer.json").is_file():
+            shutil.copy(src / "word_tokenizer.json", folder / "word_tokenizer.json")
+        if src is not None and (src / "tokenizer").is_dir():
+            shutil.copytree(src / "tokenizer", folder / "tokenizer", dirs_exist_ok=True)
+
+    @property
+    def fingerprint(self) -> str:
+        """Identity of the weights (the folder's for a loaded model, else sampled from the tensors)."""
+        if self._fingerprint is None:
+            self._fingerprint = _fingerprint_modules(self.unet, self.text_encoder, self.vae)
+        return self._fingerprint
+
+    @fingerprint.setter
+    def fingerprint(self, value: str) -> None:
+        self._fingerprint = value
 
     # -- text -------------------------------------------------------------------------------
     def token_ids(self, texts: Sequence[str]) -> Tensor:
@@ -109,6 +145,18 @@ class DiffusionModel:
     def embed(self, texts: Sequence[str]) -> Tensor:
         """Text embeddings y = text_encoder(ids).last_hidden_state  # (B, L, D)"""
         return self.text_encoder(self.token_ids(texts)).last_hidden_state
+
+    def check_texts(self, texts: Sequence[str], where: str) -> None:
+        """Refuse texts whose token ids fall outside the text encoder's embedding rows (one line)."""
+        rows = self.text_encoder.get_input_embeddings().num_embeddings
+        try:
+            ids = self.token_ids(texts)
+        except RotelabError as e:
+            raise RotelabError(f"{where}: {e}") from None
+        bad = (ids >= rows).any(dim=1)
+        if bad.any():
+            i = int(bad.nonzero()[0])
+            raise RotelabError(f"{where}: text '{texts[i][:40]}' has token id {int(ids[i].max())} beyond the text encoder's {rows} embedding rows")
 
     def null_embedding(self) -> Tensor:
         return self.embed([""])[0]  # (L, D)
@@ -176,6 +224,62 @@ class DiffusionModel:
         ddim = DDIMScheduler.from_config(self.scheduler.config)
         ddim.set_timesteps(steps)
         return int(ddim.timesteps[0])
+
+
+def pipeline_folder(path: Path | str) -> Path:
+    """The pipeline folder behind ``path`` (itself, or the ``model/`` of a testbed or adversarial run),
+    checked without loading: components present, weights as safetensors (pickle weights can run code
+    on load and are refused)."""
+    path = Path(path)
+    if not path.exists():
+        raise RotelabError(f"{path}: not found")
+    if not path.is_dir():
+        raise RotelabError(f"{path}: not a folder; --model takes a diffusers pipeline folder")
+    if (path / "model" / "unet").is_dir():  # a testbed or mitigation folder: use its model/
+        path = path / "model"
+    for sub in ("unet", "text_encoder", "scheduler"):
+        if not (path / sub).is_dir():
+            raise RotelabError(f"{path}: not a diffusers pipeline folder (no {sub}/)")
+    for sub in ("unet", "text_encoder", "vae"):
+        if (path / sub).is_dir() and not any((path / sub).glob("*.safetensors")):
+            raise RotelabError(f"{path / sub}: no safetensors weights (pickle weights such as *.bin are not loaded: they can run code)")
+    if not (path / "word_tokenizer.json").exists() and not (path / "tokenizer").is_dir():
+        raise RotelabError(f"{path}: no tokenizer/ folder and no word_tokenizer.json")
+    return path
+
+
+def fingerprint_pipeline(path: Path) -> str:
+    """Cheap identity of a pipeline folder: each component's :func:`~rotelab.core.models.fingerprint_folder`
+    (config, weight sizes, mtimes and head/tail bytes), the scheduler config and the tokenizer files."""
+    import hashlib
+
+    from rotelab.core.models import fingerprint_folder
+
+    h = hashlib.sha256()
+    for sub in ("unet", "text_encoder", "vae"):
+        if (path / sub / "config.json").exists():
+            h.update(f"{sub}:{fingerprint_folder(path / sub)}".encode())
+    for f in [path / "scheduler" / "scheduler_config.json", path / "word_tokenizer.json", *sorted((path / "tokenizer").glob("*"))]:
+        if f.is_file():
+            h.update(f.name.encode() + f.read_bytes())
+    return h.hexdigest()[:24]
+
+
+def _fingerprint_modules(*modules) -> str:
+    """Identity of in-memory weights: names, shapes and a few slices of every 8th tensor."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for m in modules:
+        if m is None:
+            continue
+        for i, (name, p) in enumerate(m.state_dict().items()):
+            h.update(f"{name}{tuple(p.shape)}".encode())
+            if i % 8 == 0:
+                flat = p.detach().reshape(-1)
+                h.update(flat[:64].float().cpu().numpy().tobytes())
+                h.update(flat[-64:].float().cpu().numpy().tobytes())
+    return h.hexdigest()[:24]
 
 
 def load_images(paths: Sequence[Path], size: int) -> Tensor:

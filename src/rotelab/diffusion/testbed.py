@@ -115,18 +115,39 @@ def save_model(folder: Path, unet, te, sched, cfg: TestbedConfig) -> None:
     atomic_write_text(folder / "word_tokenizer.json", json.dumps(asdict(WordIdTokenizer(cfg.n_tokens))))
 
 
+CHECKPOINT = "train_ckpt.safetensors"  # the training checkpoint inside a testbed folder while it trains
+
+
+def save_checkpoint(path: Path, unet, opt, step: int, losses: list[float]) -> None:
+    """UNet weights, AdamW state, step and losses as one safetensors record (:mod:`rotelab.diffusion.store`)."""
+    from rotelab.diffusion import store
+
+    o = opt.state_dict()
+    store.save(path, {"unet": dict(unet.state_dict()), "step": step, "losses": losses,
+                      "opt": {"state": {str(k): v for k, v in o["state"].items()}, "param_groups": o["param_groups"]}})
+
+
+def load_checkpoint(path: Path, unet, opt) -> tuple[int, list[float]]:
+    """Restore what :func:`save_checkpoint` wrote into ``unet`` and ``opt``; returns (step, losses)."""
+    from rotelab.diffusion import store
+
+    state = store.load(path)
+    unet.load_state_dict(state["unet"])
+    opt.load_state_dict({"state": {int(k): v for k, v in state["opt"]["state"].items()}, "param_groups": state["opt"]["param_groups"]})
+    return int(state["step"]), list(state["losses"])
+
+
 def train_diffusion(unet, y_all: torch.Tensor, x_all: torch.Tensor, sched, *, steps: int, batch_size: int, lr: float, seed: int,
                     ckpt: Path | None = None, progress: Callable[[int], None] | None = None) -> list[float]:
-    """Plain DDPM training, L = ‖ε − ε_θ(x_t, t, y)‖², on pairs (x_all[i], y_all[i]); resumable via ``ckpt``.
+    """Plain DDPM training, L = ‖ε − ε_θ(x_t, t, y)‖², on pairs (x_all[i], y_all[i]); resumable via
+    ``ckpt`` (a safetensors record, every 250 steps and at the end).
 
     Returns the loss of every step.
     """
     opt = torch.optim.AdamW(unet.parameters(), lr=lr)
     start, losses = 0, []
     if ckpt is not None and ckpt.exists():
-        state = torch.load(ckpt)
-        unet.load_state_dict(state["unet"]), opt.load_state_dict(state["opt"])
-        start, losses = state["step"], state["losses"]
+        start, losses = load_checkpoint(ckpt, unet, opt)
     model = DiffusionModel.__new__(DiffusionModel)  # only its forward-process maths are needed here
     model.alphas_cumprod, model.unet = sched.alphas_cumprod.float(), unet
     unet.train().requires_grad_(True)
@@ -143,14 +164,14 @@ def train_diffusion(unet, y_all: torch.Tensor, x_all: torch.Tensor, sched, *, st
         if progress:
             progress(step + 1)
         if ckpt is not None and ((step + 1) % 250 == 0 or step + 1 == steps):
-            torch.save({"unet": unet.state_dict(), "opt": opt.state_dict(), "step": step + 1, "losses": losses}, ckpt)
+            save_checkpoint(ckpt, unet, opt, step + 1, losses)
     unet.eval().requires_grad_(False)
     return losses
 
 
 def build_testbed(out: Path, cfg: TestbedConfig, *, progress: bool = True) -> dict:
     """Write ``out/{items.jsonl, images/, model/, train.json}``; resumes an interrupted training."""
-    from rich.progress import Progress
+    from rotelab.core.console import progress as bar_
 
     items, imgs = make_items(cfg)
     for it, im in zip(items, imgs):
@@ -166,16 +187,16 @@ def build_testbed(out: Path, cfg: TestbedConfig, *, progress: bool = True) -> di
     with torch.no_grad():
         y_all = te(tok.encode(texts)).last_hidden_state
     x_all = torch.from_numpy(imgs[train_idx])
-    with Progress(disable=not progress, transient=True) as bar:
+    with bar_(disable=not progress) as bar:
         task = bar.add_task("training diffusion testbed", total=cfg.steps)
         losses = train_diffusion(unet, y_all, x_all, sched, steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr, seed=cfg.seed,
-                                 ckpt=out / "train_ckpt.pt", progress=lambda s: bar.update(task, completed=s))
+                                 ckpt=out / CHECKPOINT, progress=lambda s: bar.update(task, completed=s))
     save_model(out / "model", unet, te, sched, cfg)
     summary = {"config": asdict(cfg), "n_train_pairs": len(train_idx), "n_items": {s: sum(it["split"] == s for it in items) for s in ("memorized", "singleton", "unseen")},
                "loss_first_50": float(np.mean(losses[:50])), "loss_last_50": float(np.mean(losses[-50:])),
                "n_params_unet": sum(p.numel() for p in unet.parameters())}
     write_json(out / "train.json", {**summary, "losses": losses})
-    (out / "train_ckpt.pt").unlink(missing_ok=True)
+    (out / CHECKPOINT).unlink(missing_ok=True)
     return summary
 
 
@@ -183,17 +204,34 @@ def read_items(path: Path) -> list[dict]:
     """Items from a JSONL (``text``; optional ``id``, ``label`` 1 = memorized, ``image`` path relative
     to the file) or from a testbed folder's ``items.jsonl``. Image paths come back absolute."""
     from rotelab.core.data import read_jsonl
-    from rotelab.errors import RotelabError
 
     path = Path(path)
     file = path / "items.jsonl" if path.is_dir() else path
-    items = []
-    for s in read_jsonl(file):
-        it = {"id": s.id, "text": s.text, "label": int(s.meta.get("label", 0)), "split": s.meta.get("split", "")}
-        if s.meta.get("image"):
-            img = (file.parent / s.meta["image"]).resolve()
-            if not img.exists():
-                raise RotelabError(f"{file}: item '{s.id}': image {img} not found")
-            it["image"] = img
-        items.append(it)
-    return items
+    return [check_item({"id": s.id, "text": s.text, **s.meta}, f"{file}: item '{s.id}'", base=file.parent) for s in read_jsonl(file)]
+
+
+def check_item(row: dict, where: str, *, base: Path | None = None) -> dict:
+    """One validated item: id, text, label (0 or 1), split, and ``image`` as an existing absolute
+    path (relative paths are relative to ``base``); a problem is one line starting with ``where``."""
+    from rotelab.errors import RotelabError
+
+    if not isinstance(row, dict):
+        raise RotelabError(f"{where}: expected a dict with 'text', got {type(row).__name__}")
+    text, label, split = row.get("text"), row.get("label", 0), row.get("split", "")
+    if not isinstance(text, str) or not text.strip():
+        raise RotelabError(f"{where}: field 'text' must be a non-empty string")
+    if isinstance(label, bool) or label not in (0, 1):
+        raise RotelabError(f"{where}: field 'label' must be 0 or 1; got {label!r}")
+    if not isinstance(split, str):
+        raise RotelabError(f"{where}: field 'split' must be a string")
+    it = {"id": str(row.get("id")), "text": text, "label": int(label), "split": split}
+    img = row.get("image")
+    if img:
+        if not isinstance(img, (str, Path)):
+            raise RotelabError(f"{where}: field 'image' must be a path")
+        p = Path(img) if base is None else (base / img)
+        p = p.resolve()
+        if not p.is_file():
+            raise RotelabError(f"{where}: image {p} not found")
+        it["image"] = p
+    return it

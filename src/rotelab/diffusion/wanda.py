@@ -24,6 +24,7 @@ from typing import Iterator, Sequence
 import torch
 from torch import Tensor
 
+from rotelab.core.hooks import module_hooks
 from rotelab.diffusion import nemo
 
 Pruned = dict[str, Tensor]  # FFN module name -> flat indices of zeroed weights
@@ -45,7 +46,6 @@ def input_norms(model, y: Tensor, *, seeds: Sequence[int] = (0, 1), steps: int =
     """‖X_{:,j}‖₂ of every FFN input feature over tokens, timesteps and seeds of guided generations  # {layer: (in,)}"""
     from diffusers import DDIMScheduler
 
-    mods = dict(model.unet.named_modules())
     sq: dict[str, Tensor] = {}
 
     def pre(name):
@@ -54,17 +54,13 @@ def input_norms(model, y: Tensor, *, seeds: Sequence[int] = (0, 1), steps: int =
             sq[name] = sq.get(name, 0) + x.pow(2).sum(0)
         return hook
 
-    handles = [mods[n].register_forward_pre_hook(pre(n)) for n in ffn_layers(model.unet, layers)]
-    try:
+    with module_hooks(model.unet, {n: pre(n) for n in ffn_layers(model.unet, layers)}, pre=True):
         ddim = DDIMScheduler.from_config(model.scheduler.config)
         ddim.set_timesteps(steps)
         x = torch.stack([torch.randn(model.noise_shape(1)[1:], generator=torch.Generator().manual_seed(500 + s)) for s in seeds])
         for t in ddim.timesteps:
             e = model.eps(x, t, y)  # conditional pass only: the activations the prompt causes
             x = ddim.step(e, t, x).prev_sample
-    finally:
-        for h in handles:
-            h.remove()
     return {n: v.sqrt() for n, v in sq.items()}
 
 

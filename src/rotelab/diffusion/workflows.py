@@ -1,5 +1,8 @@
-"""What each ``rotelab diffusion`` command does inside its run folder: steps (resumable), results
-(JSON / Parquet) and figures. The maths lives in the modules these call."""
+"""What each ``rotelab diffusion`` command does inside an open run folder: steps (resumable), results
+(JSON / Parquet / safetensors records) and figures. The maths lives in the modules these call; the
+entry points that validate inputs and open the folder are in :mod:`rotelab.diffusion.api`.
+
+Files named after items go through :func:`rotelab.core.io.safe_filename`; nothing here reads a pickle."""
 
 from __future__ import annotations
 
@@ -8,22 +11,22 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from rich.progress import Progress
 
+from rotelab.core import console
+from rotelab.core.io import read_json, safe_filename, write_json
 from rotelab.core.runs import RunFolder
-from rotelab.core.io import read_json
-from rotelab.diffusion import adversarial as adv
 from rotelab.diffusion import detect as det
-from rotelab.diffusion import figures, locality, mitigate, nemo, wanda
 from rotelab.diffusion import dori as dr
+from rotelab.diffusion import figures, locality, nemo, store, wanda
 from rotelab.diffusion.dori import DoriConfig, init_embedding
 from rotelab.diffusion.evaluate import heldout_loss, item_tensors, replication_of
+from rotelab.diffusion.mitigate import Mitigation, controls_for_calibration, load_mitigation
 from rotelab.diffusion.model import DiffusionModel
 from rotelab.diffusion.replication import per_prompt_rates, rate, rate_curve
 
 
-def _bar(progress: bool) -> Progress:
-    return Progress(disable=not progress, transient=True)
+def _bar(progress: bool):
+    return console.progress(disable=not progress)
 
 
 def _with_images(items: list[dict]) -> list[dict]:
@@ -76,101 +79,60 @@ def _heldout(model, items) -> float | None:
     return heldout_loss(model, x0, ys)
 
 
-def run_mitigate(run: RunFolder, model: DiffusionModel, items: list[dict], method: str, *, n_seeds: int = 4, threshold: float = 0.7,
-                 adv_cfg: adv.AdversarialConfig = adv.AdversarialConfig(), pruning: dict | None = None, progress: bool = True) -> dict:
-    """NeMo / Wanda: find per-prompt mitigations. Adversarial: fine-tune against DoRI, save ``model/``.
-
-    ``pruning``: an already built NeMo mitigation to use instead of searching again (adversarial
-    fine-tuning needs one for its surrogate targets). Then measure replication of the memorized
-    prompts before and after, and the held-out loss.
-    """
+def run_mitigate(run: RunFolder, model: DiffusionModel, items: list[dict], mitigation: Mitigation, *, n_seeds: int = 4, threshold: float = 0.7,
+                 progress: bool = True) -> dict:
+    """Find ``mitigation`` for the memorized prompts (label 1), save it, and measure replication of
+    those prompts before and after, the held-out loss before and with every selection deployed, and
+    the method's diagnostics (IoU of pruning selections)."""
     mem = [it for it in _with_images(items) if it["label"] == 1]
     pix, x0, ys = item_tensors(model, mem)
     seeds = range(n_seeds)
     loss_before = _heldout(model, items)
     run.step("before", lambda: _replication_block(run, "before", model, mem, ys, pix, seeds, threshold))
-    need_nemo = method in ("nemo", "adversarial")
-    if not run.is_done("prune") and pruning is not None:
-        mitigate.save(run.file("mitigation.pt"), pruning)
-        run.write_json("mitigation_summary.json", {"method": pruning["method"], "tau": pruning["tau"], "rows": mitigate.summary_rows(pruning)})
-        run.step("prune", lambda: None)
-    if not run.is_done("prune"):
-        with _bar(progress) as bar:
-            task = bar.add_task(f"{'nemo' if need_nemo else method} selection", total=len(mem))
-            m = mitigate.build_pruning(model, items, "nemo" if need_nemo else method, rep_threshold=threshold,
-                                       progress=lambda k: bar.update(task, completed=k))
-        mitigate.save(run.file("mitigation.pt"), m)
-        run.write_json("mitigation_summary.json", {"method": m["method"], "tau": m["tau"], "rows": mitigate.summary_rows(m)})
-        run.step("prune", lambda: None)
-    m = mitigate.load(run.path)
-    ctx = [mitigate.context(model, m, it["id"]) for it in mem]
-    if method == "adversarial":
-        if not run.is_done("finetune"):
-            ordinary = [it for it in _with_images(items) if it["label"] == 0 and it.get("split") != "unseen"]
-            _, x_ord, y_ord = item_tensors(model, ordinary)
-            x_sur, sur_sims = adv.surrogates(model, ys, ctx, seed=adv_cfg.seed, targets=pix)
-            with _bar(progress) as bar:
-                task = bar.add_task("adversarial fine-tuning", total=adv_cfg.steps)
-                h = adv.adversarial_finetune(model, x0, ys, x_sur, x_ord, y_ord, cfg=adv_cfg, progress=lambda s: bar.update(task, completed=s))
-            _save_model(model, run.path / "model")
-            run.write_json("finetune.json", {"config": asdict(adv_cfg), "surrogate_similarity": sur_sims.tolist(), **{k: v for k, v in h.items() if k != "y_adv"}})
-            run.step("finetune", lambda: None)
-        model = DiffusionModel.load(run.path / "model")
-        ctx = ()
-    run.step("after", lambda: _replication_block(run, "after", model, mem, ys, pix, seeds, threshold, contexts=ctx))
-    if method == "wanda":  # held-out cost of deploying every per-prompt pruning at once
-        with wanda.pruned(model.unet, wanda.merge([r["weights"] for r in m["per_item"].values()])):
-            loss_after = _heldout(model, items)
-    elif method == "nemo":
-        with nemo.deactivated(model.unet, nemo.merge([r["selection"] for r in m["per_item"].values()])):
-            loss_after = _heldout(model, items)
-    else:
-        loss_after = _heldout(model, items)
-    iou = None
-    if method in ("nemo", "wanda"):
-        sets = {i: locality.as_sets(r["selection"] if method == "nemo" else r["weights"]) for i, r in m["per_item"].items()}
-        iou = {"across_prompts": locality.pairwise_iou([v for v in sets.values() if any(v.values())])}
-        if method == "nemo":  # Wanda's score on the same value neurons, NeMo's count per layer
-            ctrl = mitigate.controls_for_calibration(items, model.embed([it["text"] for it in items]))
-            cross = {}
-            for it, y in zip(mem, ys):
-                s = sets[it["id"]]
-                if any(s.values()):
-                    wv = locality.wanda_value_neurons(model, y, ctrl, {n: len(v) for n, v in s.items()})
-                    cross[it["id"]] = locality.iou({(n, k) for n, v in s.items() for k in v}, {(n, k) for n, v in wv.items() for k in v})
-            iou["nemo_vs_wanda_value_neurons"] = cross
+
+    def select() -> None:
+        mitigation.select(model, items, run=run, threshold=threshold, progress=progress)
+        mitigation.save(run.path)
+        s = mitigation.summary()
+        run.write_json("mitigation_summary.json", {"method": mitigation.name, "tau": s["tau_signal"], "rows": s["selection"]})
+    run.step("select", select)
+    m = load_mitigation(run.path)
+    evaluated = m.mitigated(model)
+    ctx = [lambda it=it: m.apply(evaluated, it["id"]) for it in mem]
+    run.step("after", lambda: _replication_block(run, "after", evaluated, mem, ys, pix, seeds, threshold, contexts=ctx))
+    with m.deploy(evaluated):  # held-out cost of deploying every per-prompt selection at once
+        loss_after = _heldout(evaluated, items)
     b, a = (np.array(read_json(run.file(f"{k}.json"))["sims"]) for k in ("before", "after"))
-    result = {"method": method, "n_prompts": len(mem), "n_seeds": n_seeds, "threshold": threshold,
+    result = {"method": m.name, "n_prompts": len(mem), "n_seeds": n_seeds, "threshold": threshold,
               "before": rate(b, threshold), "after": rate(a, threshold), "mean_similarity_before": float(b.mean()), "mean_similarity_after": float(a.mean()),
               "heldout_loss_before": loss_before, "heldout_loss_after": loss_after,
-              "prompts_mitigated": int((per_prompt_rates(a, threshold) < 0.5).sum()), "tau_signal": m["tau"],
-              "selection_mitigated": int(sum(bool(r["mitigated"]) for r in m["per_item"].values())), "iou": iou,
-              "selection": mitigate.summary_rows(m)}
+              "prompts_mitigated": int((per_prompt_rates(a, threshold) < 0.5).sum()), "iou": m.diagnostics(model, items, ys), **m.summary()}
     run.write_json("result.json", result)
-    run.figure("mitigate_curve", figures.rate_curves({"before": b, f"after {method}": a}, title=f"replication of memorized prompts, {method}",
+    run.figure("mitigate_curve", figures.rate_curves({"before": b, f"after {m.name}": a}, title=f"replication of memorized prompts, {m.name}",
                                                      seeds_note=f"{len(mem)} prompts x {n_seeds} seeds"))
     return result
 
 
-def _save_model(model: DiffusionModel, folder: Path) -> None:
-    import shutil
-
-    model.unet.save_pretrained(folder / "unet")
-    model.text_encoder.save_pretrained(folder / "text_encoder")
-    model.scheduler.save_pretrained(folder / "scheduler")
-    if model.vae is not None:
-        model.vae.save_pretrained(folder / "vae")
-    src = model.path
-    for extra in ("word_tokenizer.json", "tokenizer"):
-        if src is not None and (src / extra).exists():
-            (shutil.copytree if (src / extra).is_dir() else shutil.copy)(src / extra, folder / extra)
+def dori_files(folder: Path, item_id: str) -> tuple[Path, Path]:
+    """(record, JSON) of one item's DoRI results in a ``diffusion dori`` run folder; the name comes
+    from :func:`~rotelab.core.io.safe_filename`, so no id can point outside ``folder/dori``."""
+    stem = Path(folder) / "dori" / safe_filename(item_id)
+    return stem.with_suffix(".safetensors"), stem.with_suffix(".json")
 
 
-def run_dori(run: RunFolder, model: DiffusionModel, items: list[dict], *, mitigation: dict | None = None, init: str = "prompt",
+def read_dori(folder: Path, item_id: str) -> dict:
+    """One item's DoRI results: sims (starts, seeds), losses (starts, steps), dist_from_init."""
+    return read_json(dori_files(folder, item_id)[1])
+
+
+def run_dori(run: RunFolder, model: DiffusionModel, items: list[dict], *, mitigation: Mitigation | None = None, init: str = "prompt",
              starts: int = 1, cfg: DoriConfig = DoriConfig(), threshold: float = 0.7, seed: int = 0, progress: bool = True) -> dict:
     """DoRI toward every item with an image (memorized and controls), under the item's mitigation."""
+    import contextlib
+
     targets = _with_images(items)
     pix, x0, ys = item_tensors(model, targets)
+    run.file("dori").mkdir(exist_ok=True)
     with _bar(progress) as bar:
         task = bar.add_task("DoRI", total=len(targets) * starts)
         for i, it in enumerate(targets):
@@ -178,24 +140,24 @@ def run_dori(run: RunFolder, model: DiffusionModel, items: list[dict], *, mitiga
                 res = []
                 for s in range(starts):
                     y0 = init_embedding(init, ys[i], other_y=ys[(i + 1 + s) % len(ys)], seed=seed * 1000 + i * 37 + s)
-                    with mitigate.context(model, mitigation, it["id"])():
+                    with mitigation.apply(model, it["id"]) if mitigation is not None else contextlib.nullcontext():
                         r = dr.run_dori(model, x0[i], pix[i], y0, cfg=cfg, seed=seed * 1000 + i * 37 + s)
                     res.append(r)
                     bar.advance(task)
-                torch.save({"images": torch.stack([r["images"] for r in res]), "y": torch.stack([r["y"] for r in res])}, run.file(f"dori/{it['id']}.pt"))
-                run.write_json(f"dori/{it['id']}.json", {"sims": np.stack([r["sims"] for r in res]), "losses": np.stack([r["losses"] for r in res]),
-                                                          "dist_from_init": [r["dist_from_init"] for r in res]})
-            run.file("dori").mkdir(exist_ok=True)
+                record, summary = dori_files(run.path, it["id"])
+                store.save(record, {"images": torch.stack([r["images"] for r in res]), "y": torch.stack([r["y"] for r in res])})
+                write_json(summary, {"id": it["id"], "sims": np.stack([r["sims"] for r in res]), "losses": np.stack([r["losses"] for r in res]),
+                                     "dist_from_init": [r["dist_from_init"] for r in res]})
             if run.is_done(f"dori-{it['id']}"):
                 bar.advance(task, starts)
             run.step(f"dori-{it['id']}", one)
-    sims = np.stack([np.array(read_json(run.file(f"dori/{it['id']}.json"))["sims"]).ravel() for it in targets])  # (P, starts*seeds)
+    sims = np.stack([np.array(read_dori(run.path, it["id"])["sims"]).ravel() for it in targets])  # (P, starts*seeds)
     lab = np.array([it["label"] for it in targets])
-    imgs = torch.stack([torch.load(run.file(f"dori/{it['id']}.pt"))["images"].flatten(0, 1) for it in targets])
+    imgs = torch.stack([store.load(dori_files(run.path, it["id"])[0])["images"].flatten(0, 1) for it in targets])
     run.figure("dori_grid", figures.image_grid(pix, imgs, sims, [it["id"] for it in targets], title=f"DoRI ({init} init, {cfg.steps} steps)", threshold=threshold))
     groups = {g: sims[lab == v] for g, v in (("memorized", 1), ("not memorized", 0)) if (lab == v).any()}
     run.figure("dori_curve", figures.rate_curves(groups, title="replication after DoRI", seeds_note=f"{starts} starts x {cfg.n_eval_seeds} seeds per image"))
-    result = {"init": init, "starts": starts, "config": asdict(cfg), "threshold": threshold, "mitigated": mitigation["method"] if mitigation else None,
+    result = {"init": init, "starts": starts, "config": asdict(cfg), "threshold": threshold, "mitigated": mitigation.name if mitigation else None,
               **{g: {**rate(s, threshold), "mean_similarity": float(s.mean()), "n_images": int(len(s)),
                      "images_restored": int((per_prompt_rates(s, threshold) >= 0.5).sum())} for g, s in groups.items()},
               "per_image": {it["id"]: float(per_prompt_rates(sims[i:i + 1], threshold)[0]) for i, it in enumerate(targets)}}
@@ -213,7 +175,7 @@ def run_locality(run: RunFolder, model: DiffusionModel, items: list[dict], item_
     it = next(i for i in items if i["id"] == item_id)
     pix, x0, y = item_tensors(model, [it])
     all_y = model.embed([i["text"] for i in items])
-    ctrl = mitigate.controls_for_calibration(items, all_y)
+    ctrl = controls_for_calibration(items, all_y)
     mem_y = all_y[[k for k, i in enumerate(items) if i["label"] == 1]]
 
     def search():
@@ -225,9 +187,9 @@ def run_locality(run: RunFolder, model: DiffusionModel, items: list[dict], item_
                 r = dr.run_dori(model, x0[0], pix[0], y0, cfg=cfg, seed=seed * 1000 + s)
                 res.append({"y0": y0, **r})
                 bar.advance(task)
-        torch.save(res, run.file("triggers.pt"))
+        store.save(run.file("triggers.safetensors"), res)
     run.step("triggers", search)
-    res = torch.load(run.file("triggers.pt"), weights_only=False)
+    res = store.load(run.file("triggers.safetensors"))
     ok = [r for r in res if (r["sims"] > threshold).mean() >= 0.5]
     trig = torch.stack([r["y"] for r in ok]) if ok else torch.empty(0)
     out = {"item": item_id, "starts": starts, "successful_triggers": len(ok), "threshold": threshold}
@@ -249,9 +211,9 @@ def run_locality(run: RunFolder, model: DiffusionModel, items: list[dict], item_
         wa = [wanda.select_weights(model, t, ref, cal["tau"], target=pix[0], rep_threshold=threshold) for t in trig[:max_selections]]
         prompt = {"nemo": nemo.select_neurons(model, y[0], cal["stats"], cal["tau"], target=pix[0], rep_threshold=threshold),
                   "wanda": wanda.select_weights(model, y[0], ref, cal["tau"], target=pix[0], rep_threshold=threshold)}
-        torch.save({"nemo": ne, "wanda": wa, "prompt": prompt, "tau": cal["tau"]}, run.file("selections.pt"))
+        store.save(run.file("selections.safetensors"), {"nemo": ne, "wanda": wa, "prompt": prompt, "tau": cal["tau"]})
     run.step("selections", selections)
-    sel = torch.load(run.file("selections.pt"), weights_only=False)
+    sel = store.load(run.file("selections.safetensors"))
     ne_sets = [locality.as_sets(r["selection"]) for r in sel["nemo"]]
     wa_sets = [locality.as_sets(r["weights"]) for r in sel["wanda"]]
     cross = []
