@@ -118,7 +118,7 @@ def test_unlearn_json_is_one_document_on_stdout_while_progress_goes_to_stderr(ti
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["build", "--preset", "tinny"], "--preset: unknown testbed preset 'tinny'. Did you mean: tiny? Available: tiny, small"),
+        (["build", "--preset", "tinny"], "--preset: unknown testbed preset 'tinny'. Did you mean: tiny? Available: "),
         (["build", "--preset", "tiny", "--seed", "-1"], "--seed must be an integer >= 0; got -1"),
         (["unlearn", "--method", "npoo"], "--method: unknown unlearning method 'npoo'. Did you mean: npo? Available: ga, graddiff, npo, retrain"),
         (["unlearn", "--lr", "0"], "--lr must be a finite number > 0; got 0.0"),
@@ -153,6 +153,10 @@ def test_bad_testbeds_are_one_line_before_any_run_folder(tmp_path, arch_dirs):
     assert refused(tb) == f"{tb / 'splits' / 'forget.jsonl'}: the split is empty"
     (tb / "splits" / "forget.jsonl").write_text('{"text": "x"}\n')
     assert refused(tb, "retrain").startswith(f"{tb / 'manifest.json'}: no fact-testbed preset")
+    preset = {"model": {"n_layer": 1, "n_embd": 8, "n_head": 1, "n_positions": 8, "vocab_size": 8}, "train": {"lr": 1.0, "batch_size": 1, "warmup_steps": 1, "weight_decay": 0.0, "seed": 0}}
+    (tb / "manifest.json").write_text(json.dumps({"preset": preset}))
+    (tb / "splits" / "retain.jsonl").write_text('{"text": "x", "copies": 2}\n{"text": "y"}\n')
+    assert refused(tb, "retrain") == f"{tb / 'splits' / 'retain.jsonl'}: row 2: field 'copies' must be an integer >= 1 (the exposures to retrain with)"
     (tb / "model" / "model.safetensors").unlink()
     (tb / "model" / "pytorch_model.bin").write_text("")
     assert refused(tb) == f"{tb / 'model'}: no weights (*.safetensors) in the testbed's model folder"

@@ -26,6 +26,7 @@ True
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
 
@@ -121,8 +122,13 @@ class Retrain(Method):
     """Retrain control: a model trained from scratch on ``retain`` only, with the testbed's preset and seed."""
 
     def check(self, testbed: "Testbed") -> None:
+        from rotelab.testbed.splits import read_split
+
         if _testbed_preset(testbed) is None:
             raise RotelabError(f"{testbed.root / 'manifest.json'}: no fact-testbed preset (model and training specs) recorded; 'retrain' needs one")
+        for i, row in enumerate(read_split(testbed.root, "retain"), 1):
+            if not (isinstance(row.get("copies"), int) and row["copies"] >= 1):
+                raise RotelabError(f"{testbed.root / 'splits' / 'retain.jsonl'}: row {i}: field 'copies' must be an integer >= 1 (the exposures to retrain with)")
 
     def run(self, job: "Job") -> dict[str, Any]:
         from rotelab.core.training import ModelSpec, TrainSpec, new_model, train_on_schedule
@@ -152,13 +158,12 @@ def npo_loss(logp: "Tensor", logp_ref: "Tensor", beta: float) -> "Tensor":
 
 def _testbed_preset(testbed: "Testbed") -> dict | None:
     """The fact-testbed preset recorded in the testbed's manifest (model and training specs), or None."""
-    import json
+    from rotelab.core.training import ModelSpec, TrainSpec
 
     try:
         m = json.loads((testbed.root / "manifest.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    from rotelab.core.training import ModelSpec, TrainSpec
 
     p = m.get("preset") if isinstance(m, dict) else None
     ok = isinstance(p, dict) and all(isinstance(p.get(k), dict) and {f.name for f in fields(spec)} <= set(p[k]) for k, spec in (("model", ModelSpec), ("train", TrainSpec)))

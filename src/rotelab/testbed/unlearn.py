@@ -7,7 +7,7 @@ The forget loss is checked after every step; the full forget / retain / holdout 
 ``eval_every`` steps, with retain and holdout on fixed random subsets of ``eval_samples``.
 
 Writes ``model/`` (the strongest checkpoint), ``checkpoints/<strength>/``, ``unlearn.json``
-(log and figures) and ``figures/unlearning_losses.png``.
+(targets, checkpoints and the step log) and ``figures/unlearning_losses.png``.
 """
 
 from __future__ import annotations
