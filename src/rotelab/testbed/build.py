@@ -2,26 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict
-from pathlib import Path
 
 from rotelab.core.data import write_jsonl
+from rotelab.core.io import dumps, read_json
 from rotelab.core.runs import RunFolder
-from rotelab.core.io import read_json
+from rotelab.core.training import new_model, save_model_dir, train_on_schedule, train_tokenizer
+from rotelab.errors import RotelabError
 from rotelab.testbed import corpora
 from rotelab.testbed.presets import Preset
-from rotelab.testbed.splits import SPLITS, check_contract, make_splits
-from rotelab.core.training import new_model, save_model_dir, train_on_schedule
-
-
-def read_splits(folder: Path) -> dict[str, list[dict]]:
-    import json
-
-    out = {}
-    for name in (*SPLITS, "reference"):
-        p = Path(folder) / "splits" / f"{name}.jsonl"
-        out[name] = [json.loads(line) for line in p.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return out
+from rotelab.testbed.splits import check_contract, make_splits, read_splits
 
 
 def _tokenize(tokenizer, texts: list[str], max_len: int) -> list[list[int]]:
@@ -34,13 +25,6 @@ def build_testbed(preset: Preset, run: RunFolder, *, seed: int, progress: bool =
 
     from rotelab.testbed.evaluate import evaluate_testbed
     from rotelab.testbed.report import plot_eval
-    from rotelab.core.training import train_tokenizer
-
-    import json
-
-    from rotelab.core.io import dumps
-    from rotelab.errors import RotelabError
-
     out = run.path
     spec = json.loads(dumps({"name": preset.name, **asdict(preset)}))
     if run.manifest.get("steps_done") and run.manifest.get("preset") not in (None, spec):

@@ -9,8 +9,6 @@ from rotelab.demo import register_step
 
 @register_step("unlearn-graddiff", title="Unlearning (gradient difference)", order=40)
 def demo_step(testbed: Path, out: Path, progress: bool) -> None:
-    from rotelab.core.runs import RunFolder
-    from rotelab.testbed.unlearn import UnlearnConfig, unlearn
+    from rotelab.testbed.api import unlearn
 
-    with RunFolder(out, command="testbed unlearn", options={"testbed": testbed, "method": "graddiff"}, seed=0) as run:
-        run.step("unlearn", lambda: unlearn(testbed, UnlearnConfig(method="graddiff"), run, progress=progress))
+    unlearn(testbed, method="graddiff", out=out, progress=progress)

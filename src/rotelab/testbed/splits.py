@@ -13,7 +13,9 @@
 
 from __future__ import annotations
 
+import json
 import random
+from pathlib import Path
 
 from rotelab.errors import RotelabError
 from rotelab.testbed import corpora
@@ -97,3 +99,31 @@ def check_contract(splits: dict[str, list[dict]]) -> None:
     assert ids["forget"] <= ids["members"] and ids["holdout"] <= ids["nonmembers"]
     assert all(s["copies"] >= 1 for s in splits["members"]), "a member with copies < 1"
     assert all(s["copies"] == 0 for s in splits["nonmembers"]), "a non-member with copies > 0"
+
+
+def read_split(folder: Path | str, name: str) -> list[dict]:
+    """Rows of ``<folder>/splits/<name>.jsonl``; a missing file or a malformed line is one line naming it."""
+    p = Path(folder) / "splits" / f"{name}.jsonl"
+    try:
+        lines = p.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise RotelabError(f"{p}: file not found (not a testbed folder?)") from None
+    except UnicodeDecodeError:
+        raise RotelabError(f"{p}: not valid UTF-8") from None
+    rows = []
+    for i, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise RotelabError(f"{p}:{i}: malformed JSON ({e.msg})") from None
+        if not isinstance(row, dict) or not isinstance(row.get("text"), str):
+            raise RotelabError(f"{p}:{i}: missing field 'text'")
+        rows.append(row)
+    return rows
+
+
+def read_splits(folder: Path | str) -> dict[str, list[dict]]:
+    """Every split of a testbed folder (and its reference texts), by name."""
+    return {name: read_split(folder, name) for name in (*SPLITS, "reference")}

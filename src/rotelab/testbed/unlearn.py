@@ -1,33 +1,36 @@
-"""Unlearning with ground truth: gradient ascent, gradient difference, NPO, and the retrain control.
-
-Objectives (minimised; F = forget, R = retain; log pi(y|x) = summed token log-prob of a sample):
-
-    GA        L = E_F[ log pi_theta(y|x) ] / |y|                           (mean token log-lik)
-    GradDiff  L = gamma * L_GA(F) + alpha * NLL(R)                          gamma = alpha = 1
-    NPO       L = (2 / beta) E_F[ log(1 + (pi_theta(y|x) / pi_ref(y|x))^beta) ] + alpha * NLL(R)
-              beta = 0.1, pi_ref = a frozen copy of the starting model (Zhang et al. 2024)
+"""Unlearning with ground truth: run a registered method (:mod:`rotelab.testbed.methods`) on a
+testbed's forget set and checkpoint it at outcome strengths.
 
 Strengths are defined by outcome, not steps: a checkpoint is saved when the forget loss first
 reaches 1.0x and 1.5x the starting model's holdout loss (or at the step cap, recorded as such).
-The retrain control trains from scratch on ``retain`` only (the gold standard of unlearning).
+The forget loss is checked after every step; the full forget / retain / holdout log every
+``eval_every`` steps, with retain and holdout on fixed random subsets of ``eval_samples``.
+
+Writes ``model/`` (the strongest checkpoint), ``checkpoints/<strength>/``, ``unlearn.json``
+(targets, checkpoints and the step log) and ``figures/unlearning_losses.png``.
 """
 
 from __future__ import annotations
 
 import copy
+import math
 import random
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-from rotelab.core.runs import RunFolder
 from rotelab.core.io import read_json
+from rotelab.core.runs import RunFolder
 from rotelab.errors import RotelabError
+from rotelab.testbed.folder import Testbed
+from rotelab.testbed.methods import METHODS, Batch, Method, npo_loss  # noqa: F401  (npo_loss: the objective's home is methods)
+from rotelab.testbed.splits import read_split
 
-METHODS = ("ga", "graddiff", "npo", "retrain")
 STRENGTHS = (1.0, 1.5)
+SPLITS_USED = ("forget", "retain", "holdout")
 
 
 @dataclass(frozen=True)
@@ -43,11 +46,22 @@ class UnlearnConfig:
     seed: int = 0
     eval_samples: int = 256  # retain / holdout losses are logged on a fixed random subset of this size
 
-
-def _batch(ids: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    from rotelab.core.training import collate
-
-    return collate(ids, 0)
+    def check(self) -> None:
+        """One line naming the option for a value out of its range (and an unknown method)."""
+        METHODS.get(self.method, option="--method")
+        positive = ("lr", "beta", "forget_weight")
+        at_least_one = ("batch_size", "max_steps", "eval_every", "eval_samples")
+        for f in fields(self):
+            v = getattr(self, f.name)
+            flag = "--" + f.name.replace("_", "-")
+            if f.name in positive and not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
+                raise RotelabError(f"{flag} must be a finite number > 0; got {v}")
+            if f.name in at_least_one and not (isinstance(v, int) and v >= 1):
+                raise RotelabError(f"{flag} must be an integer >= 1; got {v}")
+        if not (math.isfinite(self.retain_weight) and self.retain_weight >= 0):
+            raise RotelabError(f"--retain-weight must be a finite number >= 0; got {self.retain_weight}")
+        if not (isinstance(self.seed, int) and self.seed >= 0):
+            raise RotelabError(f"--seed must be an integer >= 0; got {self.seed}")
 
 
 def seq_logprob(model, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -58,142 +72,160 @@ def seq_logprob(model, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tenso
     return (lp * m).sum(-1), m.sum(-1)
 
 
-def npo_loss(logp: torch.Tensor, logp_ref: torch.Tensor, beta: float) -> torch.Tensor:
-    """(2/beta) mean log(1 + exp(beta (logp - logp_ref))) = -(2/beta) mean log sigmoid(-beta (...))."""
-    return -(2.0 / beta) * F.logsigmoid(-beta * (logp - logp_ref)).mean()
-
-
 @torch.no_grad()
 def mean_nll(model, ids: list[list[int]], batch_size: int = 64) -> float:
     """Mean over samples of the per-sample mean token NLL (the loss the strengths refer to)."""
+    from rotelab.core.training import collate
+
     model.eval()
     out = []
     for b in range(0, len(ids), batch_size):
-        x, mask, _ = _batch(ids[b : b + batch_size])
+        x, mask, _ = collate(ids[b : b + batch_size], 0)
         s, n = seq_logprob(model, x, mask)
         out.extend((-s / n).tolist())
     return float(sum(out) / len(out))
 
 
-def validate(testbed: Path, cfg: UnlearnConfig) -> None:
-    """One-line errors for a wrong folder or option, before anything is written."""
-    testbed = Path(testbed)
-    if not (testbed / "model" / "config.json").exists() or not (testbed / "splits" / "forget.jsonl").exists():
-        raise RotelabError(f"{testbed}: not a testbed folder (needs model/ and splits/; build one with 'rotelab testbed build')")
-    if cfg.method not in METHODS:
-        raise RotelabError(f"--method must be one of {', '.join(METHODS)}; got '{cfg.method}'")
-    if cfg.lr <= 0 or cfg.max_steps < 1 or cfg.beta <= 0:
-        raise RotelabError(f"--lr, --max-steps and --beta must be positive; got {cfg.lr}, {cfg.max_steps}, {cfg.beta}")
+# -- checks (before any run folder exists) ---------------------------------------------------------
+def check_testbed(path: Path | str) -> Testbed:
+    """The testbed at ``path`` (its folder or its ``model/``), with the splits unlearning reads; else one line."""
+    p = Path(path)
+    if not p.exists():
+        raise RotelabError(f"{p}: testbed folder not found")
+    tb = Testbed.find(p)
+    if tb is None or not (tb.root / "splits" / "forget.jsonl").is_file():
+        raise RotelabError(f"{p}: not a testbed folder (needs model/ and splits/; build one with 'rotelab testbed build')")
+    if not sorted(tb.model.glob("*.safetensors")):
+        raise RotelabError(f"{tb.model}: no weights (*.safetensors) in the testbed's model folder")
+    if not (tb.model / "tokenizer.json").is_file():
+        raise RotelabError(f"{tb.model}: no tokenizer.json in the testbed's model folder")
+    for name in SPLITS_USED:
+        if not read_split(tb.root, name):
+            raise RotelabError(f"{tb.root / 'splits' / f'{name}.jsonl'}: the split is empty")
+    return tb
 
 
-def unlearn(testbed: Path, cfg: UnlearnConfig, run: RunFolder, *, progress: bool = True) -> dict:
-    """Run one unlearning method on a testbed; writes model/, checkpoints/<strength>/, the log."""
-    from rich.progress import Progress
-    from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast
+def validate(testbed: Path | str, config: UnlearnConfig) -> tuple[Testbed, Method]:
+    """Check the options, the testbed and what the method needs of it; the testbed and the method."""
+    config.check()
+    tb = check_testbed(testbed)
+    method = METHODS.get(config.method).obj(config)
+    method.check(tb)
+    return tb, method
 
-    from rotelab.core.training import save_model_dir
-    from rotelab.testbed.build import read_splits
+
+def testbed_inputs(tb: Testbed) -> dict[str, Path]:
+    """The files an unlearning run reads, hashed into its identity: a changed testbed is not resumed."""
+    files = {name: tb.root / "splits" / f"{name}.jsonl" for name in SPLITS_USED}
+    files |= {f"model/{f.name}": f for f in sorted(tb.model.glob("*.safetensors"))}
+    files |= {f"model/{n}": tb.model / n for n in ("config.json", "tokenizer.json")}
+    return files
+
+
+# -- the run -----------------------------------------------------------------------------------------
+class Job:
+    """One unlearning run: the testbed's tokenized splits and the run folder, what a method works with."""
+
+    def __init__(self, testbed: Path, config: UnlearnConfig, run: RunFolder, *, progress: bool = True):
+        from transformers import AutoConfig, PreTrainedTokenizerFast
+
+        self.testbed, self.config, self.run, self.progress = Path(testbed), config, run, progress
+        self.tokenizer = PreTrainedTokenizerFast.from_pretrained(self.testbed / "model")
+        L = AutoConfig.from_pretrained(self.testbed / "model").n_positions
+        self.rows = {k: read_split(self.testbed, k) for k in SPLITS_USED}  # forget, retain, holdout
+        self.ids = {k: [x[:L] for x in self.tokenizer([r["text"] for r in v])["input_ids"]] for k, v in self.rows.items()}
+        pick = random.Random(config.seed + 7)
+        self.eval_ids = {k: pick.sample(self.ids[k], min(config.eval_samples, len(self.ids[k]))) for k in ("retain", "holdout")}
+
+    @property
+    def testbed_manifest(self) -> dict[str, Any]:
+        return read_json(self.testbed / "manifest.json")
+
+    def mean_nll(self, model, split: str) -> float:
+        """Mean NLL of ``model`` over a whole split (``forget``, ``retain`` or ``holdout``)."""
+        return mean_nll(model, self.ids[split])
+
+    def save_model(self, model, name: str) -> Path:
+        """Save ``model`` with the testbed's tokenizer as ``<run>/<name>`` (a model folder)."""
+        from rotelab.core.training import save_model_dir
+
+        dest = self.run.path / name
+        save_model_dir(model, self.tokenizer, dest)
+        return dest
+
+    def _batch(self, model, ids: list[list[int]], ref=None) -> Batch:
+        from rotelab.core.training import collate
+
+        x, mask, _ = collate(ids, 0)
+        s, n = seq_logprob(model, x, mask)
+        if ref is None:
+            return Batch(s, n)
+        with torch.no_grad():
+            s_ref, _ = seq_logprob(ref, x, mask)
+        return Batch(s, n, s_ref)
+
+    def ascend(self, method: Method) -> dict[str, Any]:
+        """Minimise ``method.loss`` until the forget loss reaches each strength (or the step cap)."""
+        from transformers import AutoModelForCausalLM
+
+        from rotelab.core.console import progress as bar_
+
+        cfg, forget, retain = self.config, self.ids["forget"], self.ids["retain"]
+        torch.manual_seed(cfg.seed)
+        model = AutoModelForCausalLM.from_pretrained(self.testbed / "model")
+        ref = copy.deepcopy(model).eval() if method.needs_reference else None
+        base = {"forget": mean_nll(model, forget), "retain": mean_nll(model, self.eval_ids["retain"]), "holdout": mean_nll(model, self.ids["holdout"])}
+        targets = {f"{s:.1f}x": s * base["holdout"] for s in STRENGTHS}
+        opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.0)
+        rng = random.Random(cfg.seed)
+        log = [{"step": 0, **base}]
+        saved: dict[str, dict] = {}
+        step = 0
+        with bar_(disable=not self.progress) as bar:
+            task = bar.add_task(f"unlearning ({cfg.method})", total=cfg.max_steps)
+            while step < cfg.max_steps and len(saved) < len(targets):
+                model.train()
+                fb = self._batch(model, rng.sample(forget, min(cfg.batch_size, len(forget))), ref)
+                rb = self._batch(model, rng.sample(retain, min(cfg.batch_size, len(retain)))) if method.uses_retain else None
+                loss = method.loss(fb, rb)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                opt.step()
+                step += 1
+                bar.advance(task)
+                f_loss = mean_nll(model, forget)
+                crossed = [name for name, target in targets.items() if name not in saved and f_loss >= target]
+                if crossed or step % cfg.eval_every == 0 or step == cfg.max_steps:
+                    cur = {"step": step, "forget": f_loss, "retain": mean_nll(model, self.eval_ids["retain"]), "holdout": mean_nll(model, self.eval_ids["holdout"])}
+                    log.append(cur)
+                    for name in crossed:
+                        self.save_model(model, f"checkpoints/{name}")
+                        saved[name] = cur | {"target_forget_loss": targets[name], "reached": True}
+        if len(saved) < len(targets):  # step cap: keep the last state as the strongest, say so
+            self.save_model(model, "checkpoints/cap")
+            saved["cap"] = log[-1] | {"reached": False, "note": f"forget loss never reached {max(targets.values()):.3f} within {cfg.max_steps} steps"}
+        strongest = list(saved)[-1]
+        self.save_model(model if strongest == "cap" else AutoModelForCausalLM.from_pretrained(self.run.path / "checkpoints" / strongest), "model")
+        return {"method": cfg.method, "base_losses": base, "targets": targets, "checkpoints": saved, "strongest": strongest, "steps": step, "log": log}
+
+
+def unlearn(testbed: Path | str, config: UnlearnConfig, run: RunFolder, *, progress: bool = True) -> dict[str, Any]:
+    """Run ``config.method`` on a testbed into ``run``; returns ``unlearn.json``'s content (with its log).
+
+    The engine under :func:`rotelab.testbed.api.unlearn`, which also validates before it opens
+    the run folder and declares the testbed's files as the run's inputs.
+    """
     from rotelab.testbed.report import plot_unlearning
 
-    testbed = Path(testbed)
-    validate(testbed, cfg)
-    splits = read_splits(testbed)
-    tok = PreTrainedTokenizerFast.from_pretrained(testbed / "model")
-    L = AutoModelForCausalLM.from_pretrained(testbed / "model").config.n_positions
-
-    def ids(rows):
-        return [x[:L] for x in tok([r["text"] for r in rows])["input_ids"]]
-
-    forget, retain, holdout = ids(splits["forget"]), ids(splits["retain"]), ids(splits["holdout"])
-    pick = random.Random(cfg.seed + 7)
-    retain_eval = pick.sample(retain, min(cfg.eval_samples, len(retain)))
-    holdout_eval = pick.sample(holdout, min(cfg.eval_samples, len(holdout)))
-    run.manifest["testbed"] = str(testbed.resolve())
-    run.manifest["splits"] = {k: str((testbed / "splits" / f"{k}.jsonl").resolve()) for k in ("forget", "retain", "holdout", "members", "nonmembers", "paraphrases", "canaries", "prefix_pool")}
-    run.manifest["config"] = asdict(cfg)
+    tb, method = validate(testbed, config)
+    root = tb.root.resolve()
+    run.manifest["testbed"] = str(root)
+    run.manifest["splits"] = {k: str(root / "splits" / f"{k}.jsonl") for k in ("forget", "retain", "holdout", "members", "nonmembers", "paraphrases", "canaries", "prefix_pool")}
+    run.manifest["config"] = asdict(config)
     run.save_manifest()
-    if cfg.method == "retrain":
-        return _retrain(testbed, splits, tok, run, progress=progress)
-
-    torch.manual_seed(cfg.seed)
-    model = AutoModelForCausalLM.from_pretrained(testbed / "model")
-    ref = copy.deepcopy(model).eval() if cfg.method == "npo" else None
-    base = {"forget": mean_nll(model, forget), "retain": mean_nll(model, retain_eval), "holdout": mean_nll(model, holdout)}
-    targets = {f"{s:.1f}x": s * base["holdout"] for s in STRENGTHS}
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.0)
-    rng = random.Random(cfg.seed)
-    log = [{"step": 0, **base}]
-    saved: dict[str, dict] = {}
-    step = 0
-    with Progress(disable=not progress, transient=True) as bar:
-        task = bar.add_task(f"unlearning ({cfg.method})", total=cfg.max_steps)
-        while step < cfg.max_steps and len(saved) < len(targets):
-            model.train()
-            fb = _batch(rng.sample(forget, min(cfg.batch_size, len(forget))))
-            s, n = seq_logprob(model, fb[0], fb[1])
-            if cfg.method == "npo":
-                with torch.no_grad():
-                    s_ref, _ = seq_logprob(ref, fb[0], fb[1])
-                loss = cfg.forget_weight * npo_loss(s, s_ref, cfg.beta)
-            else:
-                loss = cfg.forget_weight * (s / n).mean()  # gradient ascent on the NLL
-            if cfg.method in ("graddiff", "npo"):
-                rb = _batch(rng.sample(retain, min(cfg.batch_size, len(retain))))
-                sr, nr = seq_logprob(model, rb[0], rb[1])
-                loss = loss + cfg.retain_weight * (-(sr / nr).mean())
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            step += 1
-            bar.advance(task)
-            f_loss = mean_nll(model, forget)
-            crossed = [name for name, target in targets.items() if name not in saved and f_loss >= target]
-            if crossed or step % cfg.eval_every == 0 or step == cfg.max_steps:
-                cur = {"step": step, "forget": f_loss, "retain": mean_nll(model, retain_eval), "holdout": mean_nll(model, holdout_eval)}
-                log.append(cur)
-                for name in crossed:
-                    save_model_dir(model, tok, _ckpt_dir(run, name))
-                    saved[name] = cur | {"target_forget_loss": targets[name], "reached": True}
-    if len(saved) < len(targets):  # step cap: keep the last state as the strongest, say so
-        save_model_dir(model, tok, _ckpt_dir(run, "cap"))
-        saved["cap"] = log[-1] | {"reached": False, "note": f"forget loss never reached {max(targets.values()):.3f} within {cfg.max_steps} steps"}
-    strongest = list(saved)[-1]
-    save_model_dir(model if strongest == "cap" else AutoModelForCausalLM.from_pretrained(_ckpt_dir(run, strongest)), tok, run.path / "model")
-    result = {"method": cfg.method, "base_losses": base, "targets": targets, "checkpoints": saved, "strongest": strongest, "steps": step, "log": log}
+    result = method.run(Job(root, config, run, progress=progress))
     run.write_json("unlearn.json", result)
-    plot_unlearning(run, result)
-    return result
-
-
-def _ckpt_dir(run: RunFolder, name: str) -> Path:
-    d = run.path / "checkpoints" / name
-    d.parent.mkdir(parents=True, exist_ok=True)
-    return d
-
-
-def _retrain(testbed: Path, splits: dict, tok, run: RunFolder, *, progress: bool) -> dict:
-    """Train from scratch on ``retain`` only, with the testbed's preset and seed."""
-    from dataclasses import fields
-
-    from rotelab.core.training import save_model_dir
-    from rotelab.core.training import ModelSpec, TrainSpec, new_model, train_on_schedule
-
-    m = read_json(testbed / "manifest.json")
-    p = m["preset"]
-    spec_m = ModelSpec(**{f.name: p["model"][f.name] for f in fields(ModelSpec)})
-    spec_t = TrainSpec(**{f.name: p["train"][f.name] for f in fields(TrainSpec)})
-    seed = m.get("seed") or 0
-    model = new_model(spec_m, seed=seed)
-    ids = [x[: spec_m.n_positions] for x in tok([r["text"] for r in splits["retain"]])["input_ids"]]
-    log = train_on_schedule(model, ids, [r["copies"] for r in splits["retain"]], TrainSpec(**{**asdict(spec_t), "seed": seed}), progress=progress, label="retrain on retain")
-    save_model_dir(model, tok, run.path / "model")
-    L = spec_m.n_positions
-
-    def sid(k):
-        return [x[:L] for x in tok([r["text"] for r in splits[k]])["input_ids"]]
-
-    losses = {k: mean_nll(model, sid(k)) for k in ("forget", "retain", "holdout")}
-    result = {"method": "retrain", "losses": losses, "training": log, "strongest": "model"}
-    run.write_json("unlearn.json", result)
+    if "log" in result:
+        plot_unlearning(run, result)
     return result
