@@ -97,9 +97,9 @@ def extract_samples(
     overall and per ``copies`` when the samples carry it.
 
     ``data`` is a JSONL file (``text``, optional ``id``, ``copies``), samples or strings. Only each
-    sample's first prefix + suffix tokens are read, so longer texts are counted (manifest note
-    ``long_text``), not truncated away; ``--long-text error`` refuses them. Returns
-    ``samples_summary.json``'s content.
+    sample's first prefix + suffix tokens are read, so a text longer than the context needs no
+    truncation or windowing: such texts are counted (manifest note ``long_text``), and
+    ``--long-text error`` refuses them. Returns ``samples_summary.json``'s content.
     """
     from rotelab.core.api import as_model, as_samples
     from rotelab.core.runs import open_run
