@@ -4,9 +4,11 @@ Builds the ``books`` testbed (excerpts of ~1k tokens at 64 / 16 / 4 / 1 copies, 
 then: sliding median Jaccard per excerpt and Spearman(copies, median Jaccard); autoregressive
 reconstruction; suppression by a refusal fine-tune and its undoing by a LoRA on other excerpts;
 weight diff of both. Writes ``bench/results/extraction_books.json`` (seed 0; other seeds: ``extraction_books_books_seed<N>.json``)
-and prints the table.
+and prints the table. Runs with no arguments (``make bench``): the ``books`` testbed in
+``runs/bench-books/testbed`` (~6 min on one idle core), the experiment in ``runs/bench-books/experiment``;
+both resume.
 
-    OMP_NUM_THREADS=1 ROTELAB_THREADS=1 nice -n 10 .venv/bin/python bench/extraction_books.py --out runs/books --seed 0
+    OMP_NUM_THREADS=1 ROTELAB_THREADS=1 nice -n 10 .venv/bin/python bench/extraction_books.py [--out runs/bench-books] [--seed 0]
 """
 
 from __future__ import annotations
@@ -27,10 +29,10 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    from rotelab.core.runs import RunFolder
-    from rotelab.core.io import dumps
-    from rotelab.extraction.books_experiment import format_table, run_books_experiment, spec_for
-    from rotelab.extraction.books_testbed import build_books_testbed, get_spec
+    from rotelab.core.io import dumps, read_json
+    from rotelab.extraction.api import books_experiment
+    from rotelab.extraction.books.table import format_table
+    from rotelab.extraction.books.testbed import build_books_testbed, get_spec
 
     tb = args.testbed or args.out / "testbed"
     t0 = time.time()
@@ -38,9 +40,10 @@ def main() -> None:
     t_build = time.time() - t0
     if args.preset == "books-long":
         return _long_probe(tb, build, t_build, args)
-    run = RunFolder(args.out / "experiment", command="extract books-experiment", options={"testbed": str(tb)}, seed=args.seed)
+    exp = args.out / "experiment"
     t1 = time.time()
-    res = run_books_experiment(tb, run, seed=args.seed, spec=spec_for(tb), progress=False)
+    books_experiment(tb, out=exp, seed=args.seed, progress=False)
+    res = read_json(exp / "books_experiment.json")
     t_exp = time.time() - t1
     res = res | {"build": build, "wall_seconds": {"build_incl_resume": round(t_build, 1), "experiment_incl_resume": round(t_exp, 1)}, "threads": args.threads}
     name = "extraction_books.json" if args.seed == 0 and args.preset == "books" else f"extraction_books_{args.preset}_seed{args.seed}.json"
@@ -48,15 +51,15 @@ def main() -> None:
     out.parent.mkdir(exist_ok=True)
     out.write_text(dumps(res) + "\n")
     print(format_table(res))
-    print(f"\nbuild {t_build:.0f} s, experiment {t_exp:.0f} s (a resumed step takes ~0 s); results: {out}; run folder: {run.path}")
+    print(f"\nbuild {t_build:.0f} s, experiment {t_exp:.0f} s (a resumed step takes ~0 s); results: {out}; run folder: {exp}")
 
 
 def _long_probe(tb: Path, build: dict, t_build: float, args) -> None:
     """Autoregressive reconstruction of every excerpt of a books-long testbed (largest verbatim length)."""
     from rotelab.core.models import load_model
     from rotelab.core.io import atomic_write_text, dumps, read_json
-    from rotelab.extraction.books_experiment import reconstruct
-    from rotelab.extraction.books_testbed import read_excerpts
+    from rotelab.extraction.books.measure import reconstruct
+    from rotelab.extraction.books.testbed import read_excerpts
 
     lm = load_model(tb)
     pre = read_json(tb / "manifest.json")["preset"]

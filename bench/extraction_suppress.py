@@ -7,13 +7,18 @@
    member passages (not the measured ones); measure again.
 4. weight diff of step 2 (full checkpoints) and step 3 (adapter).
 
-    nice -n 10 .venv/bin/python bench/extraction_suppress.py --testbed /tmp/ext_tb --out /tmp/ext_supp
+Runs with no arguments (``make bench``): the ``small`` testbed of ``bench/testbed.py``
+(``runs/bench-testbed/small-seed0``, built here if missing, resumed otherwise), results in
+``runs/bench-extraction-suppress``.
+
+    nice -n 10 .venv/bin/python bench/extraction_suppress.py [--testbed TB] [--out DIR]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import torch
@@ -49,10 +54,20 @@ def measure(model, tok, texts: list[str]) -> dict:
             "mean_em": float(np.mean([exact_memorization(h) for h in hits])), "mean_es": float(np.mean([extraction_strength(h) for h in hits]))}
 
 
+def small_testbed(path: Path, seed: int) -> None:
+    """The ``small`` testbed as ``bench/testbed.py`` builds it (resumes a finished or partial build)."""
+    from rotelab.core.runs import open_run
+    from rotelab.testbed.build import build_testbed
+    from rotelab.testbed.presets import get_preset
+
+    with open_run(path, "testbed build", {"preset": "small"}, seed=seed) as run:
+        build_testbed(get_preset("small"), run, seed=seed, progress=False)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--testbed", type=Path, required=True)
-    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--testbed", type=Path, default=None, help="a fact/book testbed (default: the small one of bench/testbed.py, built if missing)")
+    ap.add_argument("--out", type=Path, default=Path("runs/bench-extraction-suppress"))
     ap.add_argument("--steps", type=int, default=150)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
@@ -60,37 +75,42 @@ def main() -> None:
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from rotelab.core.runs import RunFolder
-    from rotelab.extraction.workflows import run_weightdiff
-    from rotelab.testbed.build import read_splits
+    from rotelab.core.data import read_jsonl
+    from rotelab.core.training import save_model_dir
+    from rotelab.extraction.api import weightdiff
+    from rotelab.testbed.folder import Testbed
 
-    base_dir = args.testbed / "model"
+    if args.testbed is None:
+        args.testbed = Path("runs/bench-testbed/small-seed0")
+        small_testbed(args.testbed, 0)
+    tb = Testbed.find(args.testbed)
+    if tb is None or tb.split("members") is None:
+        sys.exit(f"{args.testbed}: not a fact/book testbed (rotelab testbed build --preset small)")
+    base_dir = tb.model
     tok = AutoTokenizer.from_pretrained(base_dir)
-    sp = read_splits(args.testbed)
-    books = [s for s in sp["members"] if s["kind"] == "book" and s["copies"] > 1]
-    held = [s["text"] for s in books[::2]]  # measured
-    other = [s["text"] for s in books[1::2]]  # LoRA undo data
-    refusals = [f"{s['text'].split('?')[0]}? I cannot continue that text." for s in sp["members"] if s["kind"] == "fact"]
-    res: dict = {"seed": args.seed, "steps": args.steps, "n_measured_passages": len(held), "n_lora_passages": len(other), "n_refusal_texts": len(refusals)}
+    members = read_jsonl(tb.split("members"))
+    books = [s for s in members if s.meta.get("kind") == "book" and s.meta.get("copies", 0) > 1]
+    held = [s.text for s in books[::2]]  # measured
+    other = [s.text for s in books[1::2]]  # LoRA undo data
+    refusals = [f"{s.text.split('?')[0]}? I cannot continue that text." for s in members if s.meta.get("kind") == "fact"]
+    res: dict = {"testbed": str(args.testbed), "seed": args.seed, "steps": args.steps, "n_measured_passages": len(held), "n_lora_passages": len(other), "n_refusal_texts": len(refusals)}
 
     model = AutoModelForCausalLM.from_pretrained(base_dir)
     res["base"] = measure(model, tok, held)
     train(model, [tok(t)["input_ids"][:80] for t in refusals], steps=args.steps, lr=3e-3, seed=args.seed)
     res["suppressed"] = measure(model, tok, held)
-    model.save_pretrained(args.out / "suppressed")
-    tok.save_pretrained(args.out / "suppressed")
+    save_model_dir(model, tok, args.out / "suppressed")
 
     torch.manual_seed(args.seed)
     pm = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules=["c_attn", "c_proj", "c_fc"], fan_in_fan_out=True))
     train(pm, [tok(t)["input_ids"][:80] for t in other], steps=args.steps, lr=1e-2, seed=args.seed + 1)
-    res["suppressed_plus_lora"] = measure(pm, tok, held)
     pm.save_pretrained(args.out / "lora")
+    # measured merged: LanguageModel's chunked-head check reads base_model(...).last_hidden_state, which a PeftModel's base_model lacks
+    res["suppressed_plus_lora"] = measure(pm.merge_and_unload(), tok, held)
 
     keep = ("share_changed_gt_1pct", "share_changed_gt_100pct", "mean_relative_change")
-    for name, kw in (("weightdiff_suppression", {"tuned": args.out / "suppressed"}), ("weightdiff_lora", {"adapter": args.out / "lora"})):
-        run = RunFolder(args.out / name, command="weightdiff", options={"base": str(base_dir), **{k: str(v) for k, v in kw.items()}})
-        base = base_dir if name == "weightdiff_suppression" else args.out / "suppressed"
-        w = run_weightdiff(base, run, **kw)
+    for name, base, kw in (("weightdiff_suppression", base_dir, {"tuned": args.out / "suppressed"}), ("weightdiff_lora", args.out / "suppressed", {"adapter": args.out / "lora"})):
+        w = weightdiff(base, out=args.out / name, overwrite=True, **kw)
         res[name] = {k: w[k] for k in keep} | {"attention_mlp_ratio": w["attention_mlp_ratio"], "lower_quarter_share_of_changed_gt_1pct": w["lower_quarter_share_of_changed_gt_1pct"],
                                              "by_type": {t: {k: v[k] for k in keep} for t, v in w["by_type"].items()}, "by_layer": {l: v["share_changed_gt_1pct"] for l, v in w["by_layer"].items()}}
     out = Path(__file__).parent / "results" / "extraction_suppress.json"

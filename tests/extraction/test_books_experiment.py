@@ -6,14 +6,16 @@ import json
 
 import numpy as np
 import pytest
-import typer
 from typer.testing import CliRunner
 
 from rotelab.core.runs import RunFolder, read_parquet
 from rotelab.errors import RotelabError
 from rotelab.extraction.book import BookConfig, windows
-from rotelab.extraction.books_experiment import MICRO_EXPERIMENT, continuation_pairs, refusal_texts, run_books_experiment, spearman_ci
-from rotelab.extraction.books_testbed import MICRO, assign_roles, build_books_testbed, chunk_spans, normalize, read_excerpts, training_chunks
+from rotelab.extraction.books.experiment import MICRO_EXPERIMENT, run_books_experiment
+from rotelab.extraction.books.finetune import continuation_pairs
+from rotelab.extraction.books.refusals import refusal_texts
+from rotelab.extraction.books.summarize import spearman_ci
+from rotelab.extraction.books.testbed import MICRO, assign_roles, build_books_testbed, chunk_spans, normalize, read_excerpts, training_chunks
 
 runner = CliRunner()
 
@@ -140,19 +142,17 @@ def test_lora_pairs_put_loss_only_on_the_continuation(micro):
 
 def test_report_section_and_cli_resume(micro):
     root, _, res = micro
-    from rotelab.extraction import books_report
-    from rotelab.extraction.books_cli import books_experiment
+    from rotelab.extraction.books import report as books_report
+    from rotelab.extraction.cli import extract_app
 
     html = books_report.render(root / "exp", {})
     assert "Spearman" in html and "suppressed" in html and "data:image/png" in html
     assert "LoRA step" in html and "Books testbed" in books_report.render(root / "tb", {"seed": 0})
-    app = typer.Typer()
-    app.command()(books_experiment)
-    r = runner.invoke(app, ["--out", str(root / "exp"), "--testbed", str(root / "tb"), "--json"])
+    r = runner.invoke(extract_app, ["books-experiment", "--out", str(root / "exp"), "--testbed", str(root / "tb"), "--json"])
     assert r.exit_code == 0, r.output
     out = json.loads(r.stdout[r.stdout.index("{"):])
     assert out["suppression_steps"] == res["suppression"]["steps"]  # resumed, not re-run
-    bad = runner.invoke(app, ["--out", str(root / "bad"), "--testbed", str(root / "exp")])
+    bad = runner.invoke(extract_app, ["books-experiment", "--out", str(root / "bad"), "--testbed", str(root / "exp")])
     assert isinstance(bad.exception, RotelabError) and "excerpts.jsonl" in str(bad.exception)
 
 

@@ -17,9 +17,11 @@ References
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Literal
 
 from rotelab.core.access import Access
+from rotelab.core.data import read_book
 from rotelab.core.models import LanguageModel
 from rotelab.core.similarity import METRICS, panel
 from rotelab.errors import RotelabError
@@ -44,21 +46,39 @@ class BookConfig:
     def step(self) -> int:
         return self.suffix_tokens if self.mode == "autoregressive" or self.stride is None else self.stride
 
+    def validate(self) -> None:
+        """One-line errors naming the option and value."""
+        for name in ("prefix_tokens", "suffix_tokens", "batch_size"):
+            if getattr(self, name) < 1:
+                raise RotelabError(f"--{name.replace('_', '-')} must be >= 1; got {getattr(self, name)}")
+        for name in ("trim_start", "trim_end"):
+            if getattr(self, name) < 0:
+                raise RotelabError(f"--{name.replace('_', '-')} must be >= 0; got {getattr(self, name)}")
+        if self.stride is not None and self.stride < 1:
+            raise RotelabError(f"--stride must be >= 1; got {self.stride}")
+        if self.mode not in ("sliding", "autoregressive"):
+            raise RotelabError(f"--mode must be sliding or autoregressive; got '{self.mode}'")
+        if self.max_windows is not None and self.max_windows < 1:
+            raise RotelabError(f"--max-windows must be >= 1; got {self.max_windows}")
 
-def validate(cfg: BookConfig) -> None:
-    """One-line errors naming the option and value."""
-    for name in ("prefix_tokens", "suffix_tokens", "batch_size"):
-        if getattr(cfg, name) < 1:
-            raise RotelabError(f"--{name.replace('_', '-')} must be >= 1; got {getattr(cfg, name)}")
-    for name in ("trim_start", "trim_end"):
-        if getattr(cfg, name) < 0:
-            raise RotelabError(f"--{name.replace('_', '-')} must be >= 0; got {getattr(cfg, name)}")
-    if cfg.stride is not None and cfg.stride < 1:
-        raise RotelabError(f"--stride must be >= 1; got {cfg.stride}")
-    if cfg.mode not in ("sliding", "autoregressive"):
-        raise RotelabError(f"--mode must be sliding or autoregressive; got '{cfg.mode}'")
-    if cfg.max_windows is not None and cfg.max_windows < 1:
-        raise RotelabError(f"--max-windows must be >= 1; got {cfg.max_windows}")
+
+@dataclass(frozen=True)
+class Book:
+    """A book to extract: its name (reports) and text; ``path`` when read from a file."""
+
+    name: str
+    text: str
+    path: Path | None = None
+
+
+def as_book(book: Book | Path | str) -> Book:
+    """A :class:`Book` passes through; a path (``Path`` or ``str``) is read as UTF-8 text, not empty."""
+    if isinstance(book, Book):
+        if not book.text.strip():
+            raise RotelabError(f"book '{book.name}' is empty")
+        return book
+    p = Path(book)
+    return Book(p.stem, read_book(p), p)
 
 
 def fit_to_context(cfg: BookConfig, *, n_tokens: int, max_length: int, bos: int = 0) -> tuple[BookConfig, dict[str, str]]:
@@ -124,13 +144,37 @@ def book_tokens(lm: LanguageModel, text: str) -> tuple[list[int], list[int]]:
     return bos, ids[len(bos) :]
 
 
+@dataclass(frozen=True)
+class BookPlan:
+    """A book tokenized and the config fitted to it and to the model's context (see :func:`plan_book`)."""
+
+    name: str
+    bos: list[int]
+    ids: list[int]  # the book's tokens, without BOS
+    config: BookConfig  # effective: prefix and trims fitted
+    notes: dict[str, str]  # what fitting changed (key -> sentence)
+
+    @property
+    def body(self) -> list[int]:
+        """The tokens left after the trims."""
+        return self.ids[self.config.trim_start : len(self.ids) - self.config.trim_end]
+
+
+def plan_book(lm: LanguageModel, book: Book, cfg: BookConfig) -> BookPlan:
+    """Tokenize ``book`` and fit ``cfg`` to it and to ``lm``'s context (every refusal happens here,
+    before a run folder exists)."""
+    bos, ids = book_tokens(lm, book.text)
+    eff, notes = fit_to_context(cfg, n_tokens=len(ids), max_length=lm.max_length, bos=len(bos))
+    return BookPlan(book.name, bos, ids, eff, notes)
+
+
 def decode_windows(lm: LanguageModel, body: list[int], cfg: BookConfig, *, bos: list[int], progress: bool = False) -> tuple[list[tuple[int, list[int], list[int]]], list[list[int]], list[int] | None]:
     """Greedy suffixes for every window; in autoregressive mode also the reconstructed token stream.
 
     Sliding windows are independent and decoded in batches; autoregressive windows depend on the
     previous output and are decoded one after another.
     """
-    from rich.progress import Progress
+    from rotelab.core.console import track
 
     lm.require(Access.GENERATION, method="book extraction")
     wins = windows(body, cfg)
@@ -139,13 +183,10 @@ def decode_windows(lm: LanguageModel, body: list[int], cfg: BookConfig, *, bos: 
         return wins, gens, None
     recon = list(body[: cfg.prefix_tokens])
     gens = []
-    with Progress(disable=not progress, transient=True) as bar:
-        task = bar.add_task("autoregressive reconstruction", total=len(wins))
-        for _ in wins:
-            g = lm.greedy([bos + recon[-cfg.prefix_tokens :]], cfg.suffix_tokens, batch_size=1)[0]
-            gens.append(g)
-            recon.extend(g)
-            bar.advance(task)
+    for _ in track(wins, "autoregressive reconstruction", disable=not progress):
+        g = lm.greedy([bos + recon[-cfg.prefix_tokens :]], cfg.suffix_tokens, batch_size=1)[0]
+        gens.append(g)
+        recon.extend(g)
     return wins, gens, recon
 
 

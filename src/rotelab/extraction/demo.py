@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from rotelab.core.runs import RunFolder
+
 from rotelab.demo import register_step
 
 DEMO_BOOK = "alice29"
@@ -14,13 +14,8 @@ DEMO_MAX_WINDOWS = 600  # ~1 minute on 2 cores for the small preset (0.9M parame
 def demo_step(testbed: Path, out: Path, progress: bool) -> None:
     """Write an ``extract book`` run into ``out``: paper defaults fitted to the testbed's context
     (recorded in the manifest), first ``DEMO_MAX_WINDOWS`` windows of the trimmed book."""
-    from rotelab.core.models import load_model
-    from rotelab.extraction.book import BookConfig
-    from rotelab.extraction.workflows import extract_book
-    from rotelab.report import build_report
+    from rotelab.extraction.api import extract_book
+    from rotelab.extraction.book import Book, BookConfig
     from rotelab.testbed.corpora import load_book
 
-    cfg = BookConfig(max_windows=DEMO_MAX_WINDOWS)
-    run = RunFolder(out, command="extract book", options={"model": testbed, "book": DEMO_BOOK, **cfg.__dict__}, seed=0)
-    extract_book(load_model(testbed), load_book(DEMO_BOOK), cfg, run, name=DEMO_BOOK, seed=0, progress=progress)
-    build_report(out)
+    extract_book(testbed, Book(DEMO_BOOK, load_book(DEMO_BOOK)), out=out, config=BookConfig(max_windows=DEMO_MAX_WINDOWS), seed=0, progress=progress)

@@ -8,7 +8,7 @@ from pathlib import Path
 from rotelab.core.io import read_json
 from rotelab.report.html import img, rate_cell, table
 from rotelab.report.registry import register_section
-from rotelab.extraction import books_report  # noqa: F401  (registers the books-experiment section)
+from rotelab.extraction.books import report as _books  # noqa: F401  (registers the books-experiment section)
 
 
 @register_section("extraction", title="Verbatim extraction", order=40)

@@ -17,10 +17,34 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rotelab.core.access import Access
-from rotelab.core.models import LanguageModel
+from rotelab.core.batching import map_sorted
+from rotelab.core.data import Sample
 from rotelab.core.extractable import Extraction, k_extractable  # noqa: F401  (re-used by the workflows)
+from rotelab.core.models import LanguageModel
 from rotelab.core.similarity import bleu
+from rotelab.errors import RotelabError
+
+
+@dataclass(frozen=True)
+class SamplesConfig:
+    """Each sample's first ``prefix_tokens`` (after any BOS) prompt a greedy ``suffix_tokens``."""
+
+    prefix_tokens: int = 32
+    suffix_tokens: int = 32
+    batch_size: int = 32
+
+    def validate(self) -> None:
+        """One-line errors naming the option and value."""
+        for name in ("prefix_tokens", "suffix_tokens", "batch_size"):
+            if getattr(self, name) < 1:
+                raise RotelabError(f"--{name.replace('_', '-')} must be >= 1; got {getattr(self, name)}")
+
+    def check_fits(self, lm: LanguageModel) -> None:
+        """BOS + prefix + suffix must fit the model's context."""
+        bos = len(lm.bos_ids)
+        if bos + self.prefix_tokens + self.suffix_tokens > lm.max_length:
+            with_bos = f" + BOS {bos}" if bos else ""
+            raise RotelabError(f"--prefix-tokens {self.prefix_tokens} + --suffix-tokens {self.suffix_tokens}{with_bos} exceed the model's context of {lm.max_length} tokens")
 
 
 def exact_memorization(hits: np.ndarray) -> float:
@@ -53,13 +77,20 @@ def teacher_forced_hits(lm: LanguageModel, texts: list[str], *, prefix: int, suf
     bos = len(lm.bos_ids)
     n = bos + prefix + suffix
     usable = [i for i, x in enumerate(ids) if len(x) >= n]
+
+    def hits(batch: list[list[int]]) -> list[np.ndarray]:
+        # top1[t]: token t + 1 was the model's top choice; the suffix is tokens bos+prefix .. n-1
+        return [sig.top1[bos + prefix - 1 : n - 1] for sig in lm.forward_signals(batch)]
+
     out: list[np.ndarray | None] = [None] * len(texts)
-    for b in range(0, len(usable), batch_size):
-        idx = usable[b : b + batch_size]
-        for i, sig in zip(idx, lm.forward_signals([ids[i][:n] for i in idx])):
-            # top1[t]: token t + 1 was the model's top choice; the suffix is tokens bos+prefix .. n-1
-            out[i] = sig.top1[bos + prefix - 1 : n - 1]
+    for i, h in zip(usable, map_sorted(hits, [ids[i][:n] for i in usable], batch_size=batch_size)):
+        out[i] = h
     return out
+
+
+def longer_than_context(lm: LanguageModel, samples: list[Sample]) -> list[tuple[str, int]]:
+    """(id, token count) of every sample longer than the model's context (BOS included)."""
+    return [(s.id, len(x)) for s, x in zip(samples, lm.tokenize([s.text for s in samples])) if len(x) > lm.max_length]
 
 
 def _min_window_edit(s: str, g: str) -> float:

@@ -96,14 +96,27 @@ def full_pairs(base: Path, tuned: Path) -> Iterator[tuple[str, torch.Tensor, tor
         yield k, w, wt.to(w.dtype) - w
 
 
+def _read_config(path: Path) -> Any:
+    """A user's JSON file; malformed JSON is one line naming the file and line."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        where = f":{e.lineno}" if isinstance(e, json.JSONDecodeError) else ""
+        raise RotelabError(f"{path}{where}: malformed JSON ({e.msg if isinstance(e, json.JSONDecodeError) else e.reason})") from None
+
+
 def lora_deltas(adapter: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Base-model weight name -> dW = scale * B @ A (shape (out, in)), and the adapter config."""
     cfg_path = Path(adapter) / "adapter_config.json"
     if not cfg_path.exists():
         raise RotelabError(f"--adapter {adapter}: no adapter_config.json (not a PEFT adapter folder)")
-    cfg = json.loads(cfg_path.read_text())
+    cfg = _read_config(cfg_path)
+    if not isinstance(cfg, dict):
+        raise RotelabError(f"{cfg_path}: expected a JSON object")
     if cfg.get("peft_type", "LORA") != "LORA":
         raise RotelabError(f"--adapter {adapter}: peft_type {cfg.get('peft_type')} is not LORA")
+    if not (isinstance(cfg.get("r"), int) and cfg["r"] >= 1):
+        raise RotelabError(f"{cfg_path}: field 'r' must be an integer >= 1; got {cfg.get('r')!r}")
     r, alpha = int(cfg["r"]), float(cfg.get("lora_alpha", cfg["r"]))
     scale = alpha / np.sqrt(r) if cfg.get("use_rslora") else alpha / r
     idx = _index(adapter)
@@ -111,6 +124,8 @@ def lora_deltas(adapter: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]
     for k in idx:
         if ".lora_A." not in k:
             continue
+        if k.replace(".lora_A.", ".lora_B.") not in idx:
+            raise RotelabError(f"--adapter {adapter}: {k} has no lora_B partner")
         a, b = _read(idx, k).double(), _read(idx, k.replace(".lora_A.", ".lora_B.")).double()
         name = k.replace(".lora_A.weight", ".weight").replace(".lora_A.default.weight", ".weight")
         name = name.removeprefix("base_model.model.")
@@ -141,6 +156,47 @@ def adapter_pairs(base: Path, adapter: Path) -> Iterator[tuple[str, torch.Tensor
         if d.shape != w.shape:
             raise RotelabError(f"{k}: LoRA update {tuple(d.shape)} does not fit base weight {tuple(w.shape)}")
         yield k, w, d.to(w.dtype)
+    missing = sorted(set(deltas) - used)
+    if missing:
+        raise RotelabError(f"--adapter {adapter}: {len(missing)} LoRA modules not found in --base (e.g. {missing[0]})")
+
+
+def _headers(folder: Path) -> dict[str, tuple[bool, tuple[int, ...]]]:
+    """Tensor name -> (floating point?, shape), from the safetensors headers (no tensor is read)."""
+    from safetensors import safe_open
+
+    out = {}
+    for f in _safetensor_files(folder):
+        with safe_open(f, framework="pt") as h:
+            for k in h.keys():
+                s = h.get_slice(k)
+                out[k] = (s.get_dtype() in ("F64", "F32", "F16", "BF16", "F8_E4M3", "F8_E5M2"), tuple(s.get_shape()))
+    return out
+
+
+def check_sources(base: Path, *, tuned: Path | None = None, adapter: Path | None = None) -> None:
+    """Every refusal of :func:`full_pairs` / :func:`adapter_pairs`, checked before a run folder
+    exists: weights present, names in common, shapes that fit."""
+    bh = _headers(base)
+    if tuned is not None:
+        th = _headers(tuned)
+        common = [k for k in bh if k in th]
+        if not common:
+            raise RotelabError(f"--tuned {tuned}: no weight name in common with --base {base}")
+        for k in common:
+            if bh[k][0] and bh[k][1] != th[k][1]:
+                raise RotelabError(f"{k}: shape {bh[k][1]} in --base but {th[k][1]} in --tuned")
+        return
+    deltas, cfg = lora_deltas(adapter)  # type: ignore[arg-type]
+    used: set[str] = set()
+    for k, (floating, shape) in bh.items():
+        key = next((c for c in (k, k.split(".", 1)[-1]) if c in deltas), None)
+        if not floating or key is None:
+            continue
+        used.add(key)
+        d = tuple(deltas[key].shape)
+        if d != shape and d[::-1] != shape:
+            raise RotelabError(f"{k}: LoRA update {d} does not fit base weight {shape}")
     missing = sorted(set(deltas) - used)
     if missing:
         raise RotelabError(f"--adapter {adapter}: {len(missing)} LoRA modules not found in --base (e.g. {missing[0]})")

@@ -33,12 +33,12 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from rotelab.core.data import write_jsonl
-from rotelab.core.runs import RunFolder
+from rotelab.core.data import read_jsonl, samples_to_rows, write_jsonl
 from rotelab.core.io import read_json
+from rotelab.core.runs import RunFolder, open_run
+from rotelab.core.training import ModelSpec, TrainSpec
 from rotelab.errors import RotelabError
 from rotelab.testbed import corpora
-from rotelab.core.training import ModelSpec, TrainSpec
 
 
 @dataclass(frozen=True)
@@ -178,92 +178,103 @@ def make_excerpts(tok, spec: BooksSpec) -> list[dict[str, Any]]:
     return rows
 
 
-def read_excerpts(folder: Path) -> list[dict[str, Any]]:
-    import json
-
+def read_excerpts(folder: Path | str) -> list[dict[str, Any]]:
+    """The excerpts of a books testbed (``excerpts.jsonl``), each checked: id, text, book, copies."""
     p = Path(folder) / "excerpts.jsonl"
     if not p.exists():
-        raise RotelabError(f"{folder}: no excerpts.jsonl (not a books testbed; build one with build_books_testbed)")
-    return [json.loads(line) for line in p.read_text(encoding="utf-8").splitlines() if line.strip()]
+        raise RotelabError(f"{folder}: no excerpts.jsonl (not a books testbed; build one with rotelab testbed build --preset books)")
+    rows = samples_to_rows(read_jsonl(p))
+    for r in rows:
+        if not isinstance(r.get("book"), str):
+            raise RotelabError(f"{p}: excerpt '{r['id']}': field 'book' must be a string")
+        if not (isinstance(r.get("copies"), int) and r["copies"] >= 0):
+            raise RotelabError(f"{p}: excerpt '{r['id']}': field 'copies' must be an integer >= 0; got {r.get('copies')!r}")
+    return rows
 
 
 # -- build ---------------------------------------------------------------------------------------
 
-def build_books_testbed(out: Path, *, seed: int = 0, progress: bool = True, spec: BooksSpec = BOOKS, run: RunFolder | None = None) -> dict[str, Any]:
-    """Build (or resume) a books testbed in ``out``; returns the headline (training time, eval).
+def build_books_testbed(out: Path | str, *, seed: int = 0, progress: bool = True, spec: BooksSpec = BOOKS) -> dict[str, Any]:
+    """Build (or resume) a books testbed in ``out`` (a ``testbed build`` run folder); returns the headline."""
+    with open_run(out, "testbed build", {"preset": spec.name}, seed=seed) as run:
+        return build_into(run, spec, seed=seed, progress=progress)
 
-    Steps (each resumable): tokenizer + excerpts, model, eval. ``run`` lets ``rotelab testbed
-    build --preset books`` pass its own run folder (command 'testbed build').
+
+def build_into(run: RunFolder, spec: BooksSpec, *, seed: int = 0, progress: bool = True) -> dict[str, Any]:
+    """Fill the run folder ``run`` with a books testbed; returns the headline (training time, eval).
+
+    Steps (each resumable): tokenizer + excerpts (``data``), model, eval.
     """
-    from transformers import PreTrainedTokenizerFast
-
-    from rotelab.core.training import save_model_dir
-    from rotelab.core.training import train_tokenizer
-    from rotelab.core.training import new_model, train_on_schedule
-
-    out = Path(out)
-    run = run or RunFolder(out, command="testbed build", options={"preset": spec.name}, seed=seed)
+    out = run.path
     books = [b for b, _ in spec.plan] + list(spec.background)
     if len(set(books)) != len(books):
         raise RotelabError(f"preset {spec.name}: a book appears twice in plan + background")
     run.manifest["preset"] = {"name": spec.name, **asdict(spec)}
     run.manifest["provenance"] = {b: corpora.provenance()[f"{b}.txt"] for b in books}
     run.save_manifest()
-
-    def do_data() -> None:
-        trained = [b for b, c in spec.plan if c > 0] + list(spec.background)
-        # never-trained books stay out of the tokenizer too
-        texts = [normalize(corpora.load_book(b)) for b in trained]
-        if spec.tokenizer_chars:  # the excerpts lie in this span (they start at start_fraction)
-            texts = [t[: int(len(t) * spec.start_fraction) + spec.tokenizer_chars] for t in texts]
-        tok = train_tokenizer(texts, vocab_size=spec.model.vocab_size)
-        tok.save_pretrained(out / "tokenizer")
-        rows = make_excerpts(tok, spec)
-        for b in spec.background:
-            rows.append({"id": f"{b}_bg", "book": b, "text": cut_excerpt(tok, normalize(corpora.load_book(b)), start_fraction=spec.start_fraction, n_tokens=spec.background_tokens), "copies": 1, "role": "background"})
-        write_jsonl(out / "excerpts.jsonl", [r for r in rows if r["role"] != "background"])
-        write_jsonl(out / "background.jsonl", [r for r in rows if r["role"] == "background"])
-
-    run.step("data", do_data)
-    tok = PreTrainedTokenizerFast.from_pretrained(out / "tokenizer")
-    excerpts = read_excerpts(out)
-
-    def do_model() -> None:
-        import json
-
-        bg = [json.loads(x) for x in (out / "background.jsonl").read_text(encoding="utf-8").splitlines() if x.strip()]
-        seqs: list[list[int]] = []
-        L = spec.prefix_tokens + spec.suffix_tokens
-        for r in excerpts + bg:
-            ids = tok(r["text"], add_special_tokens=False)["input_ids"]
-            stride = spec.suffix_tokens if r["role"] != "background" else L  # background: plain tiling
-            seqs.extend([tok.bos_token_id] + c for c in training_chunks(ids, r["copies"], length=L, stride=stride))
-        model = new_model(spec.model, seed=seed)
-        tspec = replace(spec.train, seed=seed)
-        log = train_on_schedule(model, seqs, [1] * len(seqs), tspec, pad_id=tok.pad_token_id, progress=progress, label="books model")
-        save_model_dir(model, tok, out / "model")
-        log["n_parameters"] = sum(p.numel() for p in model.parameters())
-        log["n_sequences"] = len(seqs)
-        run.manifest["training"] = {"model": log}
-        run.save_manifest()
-
-    run.step("model", do_model)
-
-    def do_eval() -> None:
-        from rotelab.core.models import load_model
-        from rotelab.extraction.books_experiment import measure_sliding, summarize_excerpts
-
-        lm = load_model(out / "model")
-        cols = measure_sliding(lm, excerpts, prefix=spec.prefix_tokens, suffix=spec.suffix_tokens, batch_size=spec.eval_batch_size)
-        res = {"prefix_tokens": spec.prefix_tokens, "suffix_tokens": spec.suffix_tokens, "excerpts": summarize_excerpts(cols, excerpts, seed=seed)}
-        run.write_json("books_eval.json", res)
-        run.manifest["eval"] = res
-        run.save_manifest()
-
-    run.step("eval", do_eval)
+    run.step("data", lambda: _write_data(out, spec))
+    run.step("model", lambda: _train(run, spec, seed=seed, progress=progress))
+    run.step("eval", lambda: _evaluate(run, spec, seed=seed))
     ev = read_json(out / "books_eval.json")
     tr = run.manifest.get("training", {}).get("model", {})
     return {
         "preset": spec.name, "seed": seed, "n_parameters": tr.get("n_parameters"), "train_tokens": tr.get("tokens"), "train_seconds": tr.get("seconds"),
         "median_jaccard_by_excerpt": {e["id"]: {"copies": e["copies"], "median_jaccard": e["median_jaccard"]} for e in ev["excerpts"]},
     }
+
+
+def _write_data(out: Path, spec: BooksSpec) -> None:
+    """Tokenizer (trained on the trained books only), ``excerpts.jsonl`` and ``background.jsonl``."""
+    from rotelab.core.training import train_tokenizer
+
+    trained = [b for b, c in spec.plan if c > 0] + list(spec.background)
+    # never-trained books stay out of the tokenizer too
+    texts = [normalize(corpora.load_book(b)) for b in trained]
+    if spec.tokenizer_chars:  # the excerpts lie in this span (they start at start_fraction)
+        texts = [t[: int(len(t) * spec.start_fraction) + spec.tokenizer_chars] for t in texts]
+    tok = train_tokenizer(texts, vocab_size=spec.model.vocab_size)
+    tok.save_pretrained(out / "tokenizer")
+    rows = make_excerpts(tok, spec)
+    for b in spec.background:
+        rows.append({"id": f"{b}_bg", "book": b, "text": cut_excerpt(tok, normalize(corpora.load_book(b)), start_fraction=spec.start_fraction, n_tokens=spec.background_tokens), "copies": 1, "role": "background"})
+    write_jsonl(out / "excerpts.jsonl", [r for r in rows if r["role"] != "background"])
+    write_jsonl(out / "background.jsonl", [r for r in rows if r["role"] == "background"])
+
+
+def _train(run: RunFolder, spec: BooksSpec, *, seed: int, progress: bool) -> None:
+    """Every chunk of every excerpt ``copies`` times, the background once, one shuffled pass."""
+    from transformers import PreTrainedTokenizerFast
+
+    from rotelab.core.training import new_model, save_model_dir, train_on_schedule
+
+    out = run.path
+    tok = PreTrainedTokenizerFast.from_pretrained(out / "tokenizer")
+    bg = samples_to_rows(read_jsonl(out / "background.jsonl"))
+    seqs: list[list[int]] = []
+    L = spec.prefix_tokens + spec.suffix_tokens
+    for r in read_excerpts(out) + bg:
+        ids = tok(r["text"], add_special_tokens=False)["input_ids"]
+        stride = spec.suffix_tokens if r["role"] != "background" else L  # background: plain tiling
+        seqs.extend([tok.bos_token_id] + c for c in training_chunks(ids, r["copies"], length=L, stride=stride))
+    model = new_model(spec.model, seed=seed)
+    log = train_on_schedule(model, seqs, [1] * len(seqs), replace(spec.train, seed=seed), pad_id=tok.pad_token_id, progress=progress, label="books model")
+    save_model_dir(model, tok, out / "model")
+    log["n_parameters"] = sum(p.numel() for p in model.parameters())
+    log["n_sequences"] = len(seqs)
+    run.manifest["training"] = {"model": log}
+    run.save_manifest()
+
+
+def _evaluate(run: RunFolder, spec: BooksSpec, *, seed: int) -> None:
+    """Sliding-window median Jaccard per excerpt (``books_eval.json``)."""
+    from rotelab.core.models import load_model
+    from rotelab.extraction.books.measure import measure_sliding
+    from rotelab.extraction.books.summarize import summarize_excerpts
+
+    excerpts = read_excerpts(run.path)
+    lm = load_model(run.path / "model")
+    cols = measure_sliding(lm, excerpts, prefix=spec.prefix_tokens, suffix=spec.suffix_tokens, batch_size=spec.eval_batch_size)
+    res = {"prefix_tokens": spec.prefix_tokens, "suffix_tokens": spec.suffix_tokens, "excerpts": summarize_excerpts(cols, excerpts, seed=seed)}
+    run.write_json("books_eval.json", res)
+    run.manifest["eval"] = res
+    run.save_manifest()
