@@ -130,9 +130,9 @@ def testbed_of(model: "LanguageModel | Path | str") -> "Testbed | None":
 
 def note_companions(run, tb: "Testbed | None", used: dict[str, Any]) -> None:
     """Record (manifest notes) and say (stderr) which testbed companions stood in for options."""
-    if used:
-        run.note("companions", {"testbed": str(tb.root)} | {k: str(v) for k, v in used.items()},  # type: ignore[union-attr]
-                 say=f"from the testbed {tb.root}: " + ", ".join(f"{k} {v}" for k, v in used.items()) + " (an option names others)")  # type: ignore[union-attr]
+    if used and tb is not None:
+        run.note("companions", {"testbed": str(tb.root)} | {k: str(v) for k, v in used.items()},
+                 say="using the testbed's " + ", ".join(f"{k} {v}" for k, v in used.items()) + " (an option chooses another)")
 
 
 def describe(data: Any, samples: Sequence[Sample]) -> str:

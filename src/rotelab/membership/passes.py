@@ -35,7 +35,7 @@ PASSES = "passes"  # the run sub-folder that holds unfinished passes
 def ids_key(x: Any) -> bytes:
     """The bytes that identify an item: its token ids (int64), or those of each part of a tuple."""
     parts = x if isinstance(x, tuple) else (x,)
-    return b"|".join(np.asarray(p, dtype=np.int64).tobytes() for p in parts)
+    return b"".join(len(p).to_bytes(8, "little") + np.asarray(p, dtype=np.int64).tobytes() for p in parts)
 
 
 def _digest(b: bytes) -> int:
@@ -67,7 +67,7 @@ def checkpointed_map(
     >>> [a.tolist() for a in checkpointed_map(never, [[1, 2], [3]], folder=d, batch_size=1)]
     [[2.0, 4.0], [6.0]]
     """
-    digests = np.array([_digest(key(x)) for x in items], dtype=np.uint64)
+    digests = np.array([_digest(key(x)) for x in items] if folder is not None else [], dtype=np.uint64)
     out: list[np.ndarray | None] = [None] * len(items)
     if folder is not None:
         _read_chunks(folder, digests, out)
