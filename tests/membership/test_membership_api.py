@@ -10,6 +10,7 @@ import sys
 
 import numpy as np
 import pytest
+from typer.testing import CliRunner
 
 from rotelab.core.data import Sample, write_jsonl
 from rotelab.core.runs import read_parquet
@@ -26,6 +27,18 @@ MICRO = RemindConfig(probe=ProbeConfig(ranks=(1, 2), rates=(), k=2), folds=3)
 def rotelab(*args) -> subprocess.CompletedProcess:
     """The real console entry point (one-line errors and exit codes live in main())."""
     return subprocess.run([sys.executable, "-m", "rotelab.cli", *map(str, args)], capture_output=True, text=True)
+
+
+def invoke(*args):
+    """The command in this process (fast): a RotelabError is ``r.exception`` (main() makes it one
+    line and exit code 2, as the subprocess tests check)."""
+    from rotelab.cli import app
+
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def flat(text: str) -> str:
+    return " ".join(text.split())  # notes on stderr wrap at the console width
 
 
 def manifest(run) -> dict:
@@ -54,8 +67,12 @@ def test_bad_mia_and_remind_input_is_one_line_exit_2_and_no_folder(tiny_testbed,
     ]
     for i, (args, message) in enumerate(cases):
         out = tmp_path / f"never{i}"
-        one_line_exit_2(rotelab(*args, "--out", out), message)
+        r = invoke(*args, "--out", out)
+        assert isinstance(r.exception, RotelabError) and message in str(r.exception), (args, r.output)
         assert not out.exists(), args
+    out = tmp_path / "never"
+    one_line_exit_2(rotelab(*cases[0][0], "--out", out), cases[0][1])
+    assert not out.exists()
 
 
 def test_api_refuses_overlap_before_loading_anything(tmp_path):
@@ -101,13 +118,13 @@ def test_attacks_all_finds_the_testbeds_reference_and_prefix_pool(tiny_testbed, 
     model = {"testbed": tiny_testbed, "model": tiny_testbed / "model", "unlearning": unlearning_folder}[where]
     out = tmp_path / "o"
     attacks = "all" if where == "testbed" else "reference,recall"
-    r = rotelab("mia", "run", "--model", model, "--members", sets / "mem.jsonl", "--nonmembers", sets / "non.jsonl", "--attacks", attacks, "--neighbours", "2", "--out", out, "--no-cache", "--json", "-q")
-    assert r.returncode == 0, r.stderr[-2000:]
+    r = invoke("mia", "run", "--model", model, "--members", sets / "mem.jsonl", "--nonmembers", sets / "non.jsonl", "--attacks", attacks, "--neighbours", "2", "--out", out, "--no-cache", "--json", "-q")
+    assert r.exit_code == 0, r.output
     res = json.loads(r.stdout)
     assert all(res[a]["auc"] > 0.6 for a in ("reference", "recall"))
     c = manifest(out)["notes"]["companions"]
     assert c["reference"] == str(tiny_testbed / "reference") and c["prefix_pool"] == str(tiny_testbed / "splits" / "prefix_pool.jsonl")
-    assert "reference" in r.stderr and "prefix_pool" in r.stderr
+    assert "using the testbed's reference" in flat(r.stderr) and "prefix_pool" in r.stderr
 
 
 def test_an_explicit_option_wins_over_the_testbeds_companion(tiny_testbed, tiny_splits, sets, tmp_path):
@@ -136,12 +153,13 @@ def test_mia_rerun_with_other_nonmembers_is_refused_or_recomputed_with_overwrite
     out, non = tmp_path / "o", tmp_path / "non.jsonl"
     shutil.copy(sets / "non.jsonl", non)
     args = ["mia", "run", "--model", tiny_testbed, "--members", sets / "mem.jsonl", "--nonmembers", non, "--attacks", "loss", "--out", out, "--no-cache", "--json", "-q"]
-    assert rotelab(*args).returncode == 0
+    assert invoke(*args).exit_code == 0
     first = read_parquet(out / "scores.parquet")["loss"]
     shutil.copy(sets / "non_other.jsonl", non)  # same path, other content
-    one_line_exit_2(rotelab(*args), "results were computed from other inputs (nonmembers changed)")
-    r = rotelab(*args, "--overwrite")
-    assert r.returncode == 0, r.stderr
+    r = invoke(*args)
+    assert "results were computed from other inputs (nonmembers changed)" in str(r.exception)
+    r = invoke(*args, "--overwrite")
+    assert r.exit_code == 0, r.output
     fresh = mia(tiny_testbed, sets / "mem.jsonl", sets / "non_other.jsonl", attacks="loss", out=tmp_path / "fresh", cache=None, progress=False)
     assert json.loads(r.stdout)["loss"] == fresh["loss"]
     again, fresh_t = read_parquet(out / "scores.parquet"), read_parquet(tmp_path / "fresh" / "scores.parquet")
@@ -176,18 +194,25 @@ def test_window_policy_scores_neighbours_and_remind_on_long_texts(tiny_testbed, 
     """Most book passages exceed the tiny model's 80-token context: the variants are scored in
     the same windows as their originals (an IndexError before), and the manifest counts them."""
     out = tmp_path / "mia"
-    r = rotelab("mia", "run", "--model", tiny_testbed, "--members", sets / "mem.jsonl", "--nonmembers", sets / "non.jsonl", "--attacks", "loss,neighbourhood,recall",
-                "--neighbours", "2", "--long-text", "window", "--out", out, "--no-cache", "--json", "-q")
-    assert r.returncode == 0, r.stderr[-2000:]
+    r = invoke("mia", "run", "--model", tiny_testbed, "--members", sets / "mem.jsonl", "--nonmembers", sets / "non.jsonl", "--attacks", "loss,neighbourhood,recall",
+               "--neighbours", "2", "--long-text", "window", "--out", out, "--no-cache", "--json", "-q")
+    assert r.exit_code == 0, r.output
     note = manifest(out)["notes"]["long_text"]
     assert note["policy"] == "window" and note["n_longer_than_context"] > 10 and note["n_windows"] > note["n_longer_than_context"]
-    assert "overlapping windows" in " ".join(r.stderr.split())
+    assert "overlapping windows" in flat(r.stderr)
     assert all(np.isfinite(read_parquet(out / "scores.parquet")[a]).all() for a in ("neighbourhood", "recall"))
     out = tmp_path / "remind"
-    r = rotelab("remind", "run", "--model", tiny_testbed, "--retain", sets / "retain_books.jsonl", "--forget", sets / "forget.jsonl", "--holdout", sets / "holdout.jsonl",
-                "--variants", "2", "--ranks", "1,2", "--folds", "3", "--long-text", "window", "--out", out, "--no-cache", "--json", "-q")
-    assert r.returncode == 0, r.stderr[-2000:]
-    assert manifest(out)["notes"]["long_text"]["n_longer_than_context"] >= 2 and "overlapping windows" in " ".join(r.stderr.split())
+    r = invoke("remind", "run", "--model", tiny_testbed, "--retain", sets / "retain_books.jsonl", "--forget", sets / "forget.jsonl", "--holdout", sets / "holdout.jsonl",
+               "--variants", "2", "--ranks", "1,2", "--folds", "3", "--long-text", "window", "--out", out, "--no-cache", "--json", "-q")
+    assert r.exit_code == 0, r.output
+    assert manifest(out)["notes"]["long_text"]["n_longer_than_context"] >= 2 and "overlapping windows" in flat(r.stderr)
+
+
+def test_long_text_error_names_the_option_and_file_before_a_folder(tiny_testbed, sets, tmp_path):
+    r = invoke("mia", "run", "--model", tiny_testbed, "--members", sets / "mem.jsonl", "--nonmembers", sets / "non.jsonl", "--attacks", "loss",
+               "--long-text", "error", "--out", tmp_path / "never")
+    assert str(r.exception).startswith(f"--members {sets / 'mem.jsonl'}: sample '") and "> context 80" in str(r.exception)
+    assert not (tmp_path / "never").exists()
 
 
 def test_truncation_is_reported_and_json_is_one_document(tiny_testbed, sets, tmp_path):
@@ -197,13 +222,13 @@ def test_truncation_is_reported_and_json_is_one_document(tiny_testbed, sets, tmp
     assert set(json.loads(r.stdout)) == {"loss", "lowercase", "bag_of_words"}  # progress bars and notes: stderr
     note = manifest(out)["notes"]["long_text"]
     assert note["policy"] == "truncate" and note["n_longer_than_context"] > 10 and note["tokens_dropped"] > 0
-    assert "were truncated" in " ".join(r.stderr.split()) and "long_text_lowercase" in manifest(out)["notes"]
+    assert "were truncated" in flat(r.stderr) and "long_text_lowercase" in manifest(out)["notes"]
 
 
 def test_mia_attacks_lists_the_registry(tmp_path):
     from rotelab.membership.attacks import ATTACKS
 
-    r = rotelab("mia", "attacks", "--json")
+    r = invoke("mia", "attacks", "--json")
     rows = json.loads(r.stdout)
     assert [x["name"] for x in rows] == list(ATTACKS)
     assert {x["name"]: x["needs"] for x in rows}["gradnorm"] == "weights"

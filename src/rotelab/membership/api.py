@@ -92,6 +92,7 @@ def mia(
     texts = [s.text for s in mem + non]
 
     lm = as_model(model, load)
+    check_fits(lm, {"--members": (members, mem), "--nonmembers": (nonmembers, non)})
     check_access(lm, names)
     check_resources(chosen, supplied, lm.access)
     ref = emb = None
@@ -133,6 +134,20 @@ def note_companions(run, tb: "Testbed | None", used: dict[str, Any]) -> None:
     if used and tb is not None:
         run.note("companions", {"testbed": str(tb.root)} | {k: str(v) for k, v in used.items()},
                  say="using the testbed's " + ", ".join(f"{k} {v}" for k, v in used.items()) + " (an option chooses another)")
+
+
+def check_fits(lm: "LanguageModel", sets: dict[str, tuple[Any, Sequence[Sample]]]) -> None:
+    """Under ``--long-text error``, refuse a text longer than the context before the run folder,
+    naming the option, the file and the sample."""
+    from rotelab.errors import RotelabError
+
+    if lm.long_text != "error":
+        return
+    for option, (data, samples) in sets.items():
+        for s, ids in zip(samples, lm.tokenize([s.text for s in samples])):
+            if len(ids) > lm.max_length:
+                where = f"{option} {data}" if isinstance(data, (str, Path)) else option
+                raise RotelabError(f"{where}: sample '{s.id}': {len(ids)} tokens > context {lm.max_length} (choose --long-text truncate or window)")
 
 
 def describe(data: Any, samples: Sequence[Sample]) -> str:

@@ -17,7 +17,7 @@ from rotelab.core.api import DEFAULT_CACHE, as_model, as_samples, resolve_cache
 from rotelab.core.data import Sample, check_disjoint
 from rotelab.core.models import LoadOptions
 from rotelab.errors import RotelabError
-from rotelab.membership.api import describe, describe_model, note_companions, testbed_of
+from rotelab.membership.api import check_fits, describe, describe_model, note_companions, testbed_of
 from rotelab.membership.remind.classify import STATES
 from rotelab.membership.remind.suite import RemindConfig
 
@@ -93,6 +93,7 @@ def remind(
         para = None
 
     lm = as_model(model, load)
+    check_fits(lm, {f"--{ROLES[st]}": (given[st], sets[st]) for st in STATES} | ({"--paraphrases": (para_data, [s for r in para.values() for s in r])} if para else {}))
     emb = None
     if embedding_model is not None:
         from rotelab.membership.context import check_same_tokenizer
