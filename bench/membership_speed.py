@@ -17,6 +17,7 @@ Both are measured twice, each in its own process:
   neither side faults after the first batch: the ratio of computation alone.
 
     OMP_NUM_THREADS=1 nice -n 10 python bench/membership_speed.py --model runs/demo/testbed
+    OMP_NUM_THREADS=1 nice -n 10 python bench/membership_speed.py    # builds (once) the small testbed in runs/bench-speed/testbed
 """
 
 from __future__ import annotations
@@ -39,9 +40,9 @@ from rotelab.core.models import load_model
 from rotelab.core.signals import compute_signals
 from rotelab.membership.attacks import ATTACKS
 from rotelab.membership.context import AttackContext
-from rotelab.membership.landscape import ProbeConfig
 from rotelab.membership.perturb import build_neighbours, make_variants
-from rotelab.membership.remind import probe_samples
+from rotelab.membership.remind.landscape import ProbeConfig
+from rotelab.membership.remind.suite import probe_samples
 
 
 @torch.inference_mode()
@@ -99,12 +100,26 @@ def _summary(t: np.ndarray) -> dict:
     return out
 
 
+def default_testbed(preset: str) -> Path:
+    """The ``preset`` testbed under runs/bench-speed, built on first use."""
+    from rotelab.core.runs import RunFolder
+    from rotelab.testbed.build import build_testbed
+    from rotelab.testbed.presets import get_preset
+
+    tb = Path("runs/bench-speed") / f"{preset}-testbed"
+    if not (tb / "eval.json").exists():
+        with RunFolder(tb, command="testbed build", options={"preset": preset}, seed=0) as run:
+            build_testbed(get_preset(preset), run, seed=0, progress=False)
+    return tb
+
+
 ALLOCATORS = {"default": {}, "retain": {"MALLOC_TRIM_THRESHOLD_": str(2**34), "MALLOC_MMAP_THRESHOLD_": str(2**25)}}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--model", type=Path, required=True)
+    ap.add_argument("--model", type=Path, help="a testbed folder (default: the --preset testbed, built once under runs/bench-speed)")
+    ap.add_argument("--preset", default="small", help="testbed preset built when no --model is given")
     ap.add_argument("--n", type=int, default=400)
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--variants", type=int, default=4)
@@ -114,6 +129,9 @@ def main() -> None:
     ap.add_argument("--repeats-remind", type=int, default=5)
     ap.add_argument("--allocator", choices=sorted(ALLOCATORS), help="measure in this process (else: both, one process each)")
     a = ap.parse_args()
+    if a.model is None:
+        a.model = default_testbed(a.preset)
+        sys.argv += ["--model", str(a.model)]
     if a.allocator is None:
         out = {}
         for name, env in ALLOCATORS.items():
@@ -129,7 +147,7 @@ def main() -> None:
     lm = load_model(a.model)
     sp = a.model / "splits"
     texts = [s.text for s in read_jsonl(sp / "members.jsonl") + read_jsonl(sp / "nonmembers.jsonl")][: a.n]
-    single = [k for k, v in ATTACKS.items() if v.single_pass]
+    single = [v.name for v in ATTACKS.values() if v.single_pass]
 
     def attacks_on(batch: list[str]) -> None:
         sig = compute_signals(lm, batch, batch_size=a.batch_size, progress=False)

@@ -1,7 +1,9 @@
 """REMIND on the testbed: unlearn with GA, GradDiff, NPO (checkpoints at 1.0x and 1.5x the holdout
 loss) plus the retrain null control, then REMIND and every baseline on retained / forgotten /
-holdout facts. Writes bench/results/remind_testbed_<preset>_s<seeds>.json and prints a table.
+holdout facts (``rotelab.membership.remind.api.remind``, one run folder per model under
+``--work``). Writes bench/results/remind_testbed_<preset>_s<seeds>.json and prints a table.
 
+    nice -n 10 python bench/remind_testbed.py                       # small preset, seeds 0,1,2 (hours on CPU)
     nice -n 10 python bench/remind_testbed.py --preset tiny --seeds 0 --variants 4 --work /tmp/remind_bench
 """
 
@@ -15,10 +17,10 @@ from pathlib import Path
 import torch
 
 from rotelab.core.data import read_jsonl
-from rotelab.core.models import load_model
 from rotelab.core.runs import RunFolder
-from rotelab.membership.landscape import ProbeConfig
-from rotelab.membership.remind import RemindConfig, run_remind
+from rotelab.membership.remind.api import remind
+from rotelab.membership.remind.landscape import ProbeConfig
+from rotelab.membership.remind.suite import RemindConfig
 from rotelab.testbed.build import build_testbed
 from rotelab.testbed.presets import get_preset
 from rotelab.testbed.unlearn import UnlearnConfig, unlearn
@@ -51,9 +53,8 @@ def main() -> None:
         for name, path in models.items():
             out = tb.parent / f"remind-{name.split()[0]}-{name.split()[-1].strip('()')}"
             t = time.time()
-            r = RunFolder(out, command="remind run", options={"model": path}, seed=seed)
             cfg = RemindConfig(probe=ProbeConfig(k=a.variants, seed=seed), seed=seed)
-            m = run_remind(load_model(path), sets, r, config=cfg, progress=False)
+            m = remind(path, sets["retained"], sets["forgotten"], sets["holdout"], paraphrases=[], out=out, config=cfg, cache=None, progress=False)
             row = {"seed": seed, "model": name, "seconds": round(time.time() - t, 1)}
             for meth, block in [("remind", m["remind"])] + list(m["baselines"].items()):
                 row[meth] = {k: block.get(k) for k in ("auc_forgotten_vs_holdout", "auc_forgotten_vs_holdout_ci", "tpr_at_1pct_fpr_forgotten_vs_holdout", "tpr_at_1pct_fpr_forgotten_vs_holdout_reason", "auc_3way_macro")}

@@ -55,7 +55,6 @@ def test_mia_run_writes_scores_metrics_roc_and_report(tiny_testbed, files, tmp_p
     "extra, message",
     [
         (["--attacks", "loss,minkp"], "Did you mean: minkpp"),
-        (["--attacks", "reference"], "needs --reference"),
         (["--k", "1.5"], "--k must be in (0, 1]"),
     ],
 )
@@ -63,6 +62,15 @@ def test_mia_run_refuses_bad_input_before_any_run_folder(tiny_testbed, files, tm
     out = tmp_path / "never"
     r = runner.invoke(mia_app, ["run", "--model", str(tiny_testbed), "--members", str(files / "mem.jsonl"), "--nonmembers", str(files / "non.jsonl"), "--out", str(out), *extra])
     assert r.exit_code != 0 and message in str(r.exception)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("attack, option", [("reference", "--reference"), ("recall", "--prefix-pool")])
+def test_mia_run_refuses_a_missing_resource_where_no_testbed_supplies_it(arch_dirs, files, tmp_path, attack, option):
+    # A testbed supplies its reference model and prefix pool; a plain model folder does not.
+    out = tmp_path / "never"
+    r = runner.invoke(mia_app, ["run", "--model", str(arch_dirs["gpt2"]), "--members", str(files / "mem.jsonl"), "--nonmembers", str(files / "non.jsonl"), "--out", str(out), "--attacks", attack])
+    assert r.exit_code != 0 and f"attack '{attack}' needs {option}" in str(r.exception)
     assert not out.exists()
 
 

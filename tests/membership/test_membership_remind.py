@@ -8,8 +8,9 @@ import pytest
 from rotelab.core.data import Sample
 from rotelab.core.models import load_model
 from rotelab.core.runs import RunFolder, read_parquet
-from rotelab.membership.landscape import ProbeConfig
-from rotelab.membership.remind import STATES, RemindConfig, assign_folds, cv_proba, run_remind, _pipeline
+from rotelab.membership.remind.landscape import ProbeConfig
+from rotelab.membership.remind.classify import STATES, _pipeline, assign_folds, cv_proba
+from rotelab.membership.remind.suite import RemindConfig, run_remind
 
 MICRO = RemindConfig(probe=ProbeConfig(ranks=(1, 4), rates=(0.3,), k=2), folds=3)
 

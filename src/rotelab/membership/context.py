@@ -1,23 +1,26 @@
-"""What the attacks see: the target, the texts, their cached signals, and the extra passes some
-attacks need (lowercased texts, a reference model, neighbours, a non-member prefix, gradients)."""
+"""What an attack sees: the target, the texts, their cached signals, the config, the resources it
+declared, and generic services for its own extra passes (cached signal passes, checkpointed
+log-prob passes, a memo). No attack-specific pass lives here: each attack module owns its own.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 import numpy as np
-import torch
 
 from rotelab.core.access import Access
 from rotelab.core.signals import TokenSignals, compute_signals
 from rotelab.errors import RotelabError
-from rotelab.membership.perturb import Neighbours, build_neighbours, logp_of_id_lists, make_variants
+from rotelab.membership.passes import PASSES, checkpointed_map, logp_of_id_lists
 
 if TYPE_CHECKING:
     from rotelab.core.cache import SignalCache
     from rotelab.core.models import LanguageModel
+    from rotelab.core.runs import RunFolder
+    from rotelab.membership.attacks import Attack
 
 
 @dataclass(frozen=True)
@@ -37,83 +40,105 @@ class MIAConfig:
             raise RotelabError(f"--swap-rate must be in (0, 1]; got {self.swap_rate}")
         if self.rank < 1 or self.n_neighbours < 1 or self.recall_shots < 1:
             raise RotelabError("--rank, --neighbours and --recall-shots must be >= 1")
+        if self.batch_size < 1:
+            raise RotelabError(f"--batch-size must be >= 1; got {self.batch_size}")
 
 
+# -- resources: what an attack may need besides the target -----------------------------------
+@dataclass(frozen=True)
+class Resource:
+    """Something an attack needs besides the target, and how a user supplies it."""
+
+    option: str  # the command-line option (the API keyword is its name in snake case)
+    what: str  # what to pass, for the one-line refusal
+    field: str  # the AttackContext field that holds it
+    from_target: Access | None = None  # the target provides it itself when it offers this access
+
+
+RESOURCES: dict[str, Resource] = {
+    "reference": Resource("--reference", "a model folder with the same tokenizer", "reference"),
+    "prefix_pool": Resource("--prefix-pool", "JSONL of known non-members, disjoint from both sets", "prefix_texts"),
+    "embeddings": Resource("--embedding-model", "token embeddings from a model folder with the same tokenizer, as the target's backend offers no weights", "embedding_from", from_target=Access.WEIGHTS),
+}
+
+
+def check_resources(attacks: Iterable["Attack"], supplied: set[str], access: frozenset[Access] | None = None) -> None:
+    """Refuse, in one line naming the option, an attack whose resource is neither supplied nor
+    provided by the target (``access`` None: the target is not loaded yet, so only what it
+    cannot provide is checked)."""
+    for a in attacks:
+        for r in a.requires:
+            res = RESOURCES[r]
+            if r in supplied or (res.from_target is not None and (access is None or res.from_target in access)):
+                continue
+            raise RotelabError(f"attack '{a.name}' needs {res.option} ({res.what}); or leave it out of --attacks")
+
+
+def check_same_tokenizer(lm: "LanguageModel", other: "LanguageModel", texts: Sequence[str], option: str) -> None:
+    """A second model (reference, embeddings) must split the texts exactly as the target does."""
+    if other.tokenize(list(texts)) != lm.tokenize(list(texts)):
+        raise RotelabError(f"{option}: its tokenizer splits the texts differently from the target model's; it must share the target's tokenizer")
+
+
+# -- the context ------------------------------------------------------------------------------
 @dataclass
 class AttackContext:
+    """The target, the texts and their signals, and services for attacks' extra passes.
+
+    ``reference``, ``prefix_texts`` and ``embedding_from`` hold the declared resources (see
+    :data:`RESOURCES`); attacks read them with :meth:`resource`. With ``run``, extra passes save
+    each batch under ``<run>/passes/`` so an interrupted run resumes mid-pass.
+    """
+
     lm: "LanguageModel"
     texts: list[str]
     signals: list[TokenSignals]
     config: MIAConfig = field(default_factory=MIAConfig)
     reference: "LanguageModel | None" = None
-    prefix_texts: list[str] | None = None  # ReCaLL non-member pool, disjoint from texts
-    embedding_from: Path | None = None
+    prefix_texts: list[str] | None = None
+    embedding_from: "LanguageModel | Path | None" = None
     cache: "SignalCache | None" = None
     progress: bool = False
-    _neighbours: Neighbours | None = None
+    run: "RunFolder | None" = None
+    _memo: dict = field(default_factory=dict, repr=False)
 
-    def signals_of(self, texts: Sequence[str], label: str) -> list[TokenSignals]:
-        return compute_signals(self.lm, list(texts), batch_size=self.config.batch_size, cache=self.cache, progress=self.progress)
+    def resource(self, name: str) -> Any:
+        """The resource ``name`` (None when the target provides it itself); refused in one line
+        naming its option when absent."""
+        res = RESOURCES[name]
+        value = getattr(self, res.field)
+        if value is None and not (res.from_target is not None and res.from_target in self.lm.access):
+            raise RotelabError(f"needs {res.option} ({res.what})")
+        return value
 
-    def reference_signals(self) -> list[TokenSignals]:
-        if self.reference is None:
-            raise RotelabError("attack 'reference' needs --reference (a second model with the same tokenizer)")
-        same = self.reference.tokenize(self.texts) == self.lm.tokenize(self.texts)
-        if not same:
-            raise RotelabError("--reference: its tokenizer splits the texts differently from the target model's; a reference model must share the tokenizer")
-        return compute_signals(self.reference, self.texts, batch_size=self.config.batch_size, cache=self.cache, progress=self.progress)
+    def memo(self, key: Any, fn: Callable[[], Any]) -> Any:
+        """``fn()`` computed once per context (e.g. a neighbour table two attacks share)."""
+        if key not in self._memo:
+            self._memo[key] = fn()
+        return self._memo[key]
 
-    def neighbours(self) -> Neighbours:
-        if self._neighbours is None:
-            self._neighbours = build_neighbours(self.lm, max_rank=max(8, self.config.rank), embedding_from=self.embedding_from)
-        return self._neighbours
-
-    def neighbour_nlls(self) -> np.ndarray:
-        """(N, K) NLL of each text's K embedding-neighbour variants."""
-        c = self.config
-        nb = self.neighbours()
-        rng = np.random.default_rng(c.seed)
-        seqs: list[list[int]] = []
-        for s in self.signals:
-            seqs += make_variants(s.token_ids, nb, k=c.n_neighbours, p=c.swap_rate, j=c.rank, rng=rng)[0]
-        lp = logp_of_id_lists(self.lm, seqs, batch_size=c.batch_size, progress=self.progress, label="neighbours")
-        return np.array([-x.mean() for x in lp], dtype=np.float64).reshape(len(self.signals), c.n_neighbours)
-
-    def prefixed_ll(self) -> tuple[np.ndarray, np.ndarray]:
-        """(LL(x | P), LL(x)) per text, mean log-lik over the same tokens 2..n of x (ReCaLL).
-
-        P (the first ``recall_shots`` pool passages) keeps at least a quarter of the context: a
-        longer text is cut to the first n = context - |P| tokens for both figures.
-        """
-        if not self.prefix_texts:
-            raise RotelabError("attack 'recall' needs --prefix-pool (known non-members, disjoint from both sets)")
-        probe = self.lm.tokenize(["a", "b"])
-        bos = [t for t, u in zip(probe[0], probe[1]) if t == u]  # ids a tokenizer puts before every text
-        prefix = [t for ids in self.lm.tokenize([" " + t for t in self.prefix_texts[: self.config.recall_shots]]) for t in ids[len(bos):]]
-        L = self.lm.max_length
-        seqs, keep, plain = [], [], []
-        for s in self.signals:
-            x = s.token_ids.tolist()
-            room = min(len(prefix), max(L - len(x), L // 4))
-            x = x[: L - room]
-            head = x[: len(bos)]
-            seqs.append(head + prefix[len(prefix) - room :] + x[len(bos) :])
-            keep.append(len(x) - 1)
-            plain.append(float(s.logp[: len(x) - 1].mean()))
-        lp = logp_of_id_lists(self.lm, seqs, batch_size=self.config.batch_size, progress=self.progress, label="recall")
-        return np.array([float(x[-n:].mean()) for x, n in zip(lp, keep)]), np.array(plain)
-
-    def grad_norms(self) -> np.ndarray:
-        """Mean over parameter tensors of ||grad_theta NLL(x)||_2, one text at a time."""
-        self.lm.require(Access.WEIGHTS, method="attack 'gradnorm'")
-        model = self.lm.model
-        params = [p for p in model.parameters() if p.requires_grad]
-        out = np.empty(len(self.signals))
-        for i, s in enumerate(self.signals):
-            ids = torch.as_tensor(s.token_ids[: self.lm.max_length], device=self.lm.device)[None]
-            model.zero_grad(set_to_none=True)
-            with torch.enable_grad():
-                loss = model(input_ids=ids, labels=ids).loss
-                grads = torch.autograd.grad(loss, params, allow_unused=True)
-            out[i] = float(np.mean([g.norm(2).item() for g in grads if g is not None]))
+    def signals_of(self, texts: Sequence[str], label: str, *, lm: "LanguageModel | None" = None) -> list[TokenSignals]:
+        """Signals of other texts (or of a second model), cached per batch like the main pass;
+        texts longer than the context are noted in the run's manifest under ``long_text_<label>``."""
+        counts: list = []
+        out = compute_signals(lm or self.lm, list(texts), batch_size=self.config.batch_size, cache=self.cache, progress=self.progress, counts_out=counts)
+        if self.run is not None and counts[0].n_long:
+            self.run.note(f"long_text_{label}", counts[0].as_dict(), say=f"{label}: {counts[0].message()}")
         return out
+
+    def checkpointed(self, label: str, items: Sequence[Any], fn: Callable[[list[Any]], Sequence[np.ndarray]], *, length: Callable[[Any], int] = len) -> list[np.ndarray]:
+        """``fn`` over length-sorted batches of ``items`` (one 1-D array per item, input order),
+        each batch saved under ``<run>/passes/<label>`` (see :func:`~rotelab.membership.passes.checkpointed_map`)."""
+        return checkpointed_map(fn, items, folder=pass_folder(self.run, label), batch_size=self.config.batch_size, length=length, progress=self.progress, label=label)
+
+    def logp_pass(self, label: str, seqs: Sequence[Sequence[int]]) -> list[np.ndarray]:
+        """(T-1,) log-probs of each token-id list under the target, checkpointed per batch; lists
+        longer than the context follow the model's long-text policy, as the signals do."""
+        return self.checkpointed(label, seqs, lambda batch: logp_of_id_lists(self.lm, batch, batch_size=len(batch)))
+
+
+def pass_folder(run: "RunFolder | None", label: str) -> Path | None:
+    """Where a pass named ``label`` saves its batches in ``run`` (None without a run)."""
+    from rotelab.core.io import safe_filename
+
+    return run.file(PASSES) / safe_filename(label) if run is not None else None

@@ -64,19 +64,19 @@ def nearest_neighbours(emb: np.ndarray | torch.Tensor, candidate: np.ndarray, *,
     return out
 
 
-def embedding_matrix(lm: "LanguageModel", embedding_from: Path | None = None) -> tuple[np.ndarray, object]:
+def embedding_matrix(lm: "LanguageModel", embedding_from: "LanguageModel | Path | None" = None) -> tuple[np.ndarray, object]:
     """(V, d) input embeddings and the tokenizer they belong to.
 
-    From ``embedding_from`` (a model folder with the same tokenizer) when given, else from the
-    target, which then needs weight access.
+    From ``embedding_from`` (a loaded model, or a model folder, with the same tokenizer) when
+    given, else from the target, which then needs weight access.
     """
     if embedding_from is not None:
-        from rotelab.core.models import load_model
+        from rotelab.core.models import LanguageModel, load_model
 
-        src = load_model(embedding_from, device="cpu")
+        src = embedding_from if isinstance(embedding_from, LanguageModel) else load_model(embedding_from, device="cpu")
         probe = ["The quick brown fox, 1994.", "Question: where? Answer: here. \u00e9\u4e2d"]
         if src.tokenize(probe) != lm.tokenize(probe):
-            raise RotelabError(f"--embedding-model {embedding_from}: its tokenizer differs from the target model's")
+            raise RotelabError(f"--embedding-model {getattr(src, 'source', None) or embedding_from}: its tokenizer differs from the target model's")
         return src.model.get_input_embeddings().weight.detach().float().cpu().numpy(), src.tokenizer
     if Access.WEIGHTS not in lm.access:
         raise RotelabError(
@@ -86,7 +86,8 @@ def embedding_matrix(lm: "LanguageModel", embedding_from: Path | None = None) ->
     return lm.model.get_input_embeddings().weight.detach().float().cpu().numpy(), lm.tokenizer
 
 
-def build_neighbours(lm: "LanguageModel", *, max_rank: int = 8, embedding_from: Path | None = None) -> Neighbours:
+def build_neighbours(lm: "LanguageModel", *, max_rank: int = 8, embedding_from: "LanguageModel | Path | None" = None) -> Neighbours:
+    """The neighbour table of the target's vocabulary (embeddings as :func:`embedding_matrix`)."""
     emb, tok = embedding_matrix(lm, embedding_from)
     cand = candidate_mask(tok, len(emb))
     return Neighbours(nearest_neighbours(emb, cand, max_rank=max_rank), cand)
@@ -111,18 +112,3 @@ def make_variants(ids: Sequence[int], nb: Neighbours, *, k: int, p: float, j: in
     repl = nb.table[x, j - 1]  # (T,)
     return [np.where(m, repl, x).tolist() for m in masks], masks
 
-
-def logp_of_id_lists(lm: "LanguageModel", seqs: Sequence[list[int]], *, batch_size: int = 64, progress: bool = False, label: str = "variants") -> list[np.ndarray]:
-    """Per token-id list (each <= context), its (T-1,) log-probs; length-sorted batches, input order restored."""
-    from rich.progress import Progress
-
-    order = sorted(range(len(seqs)), key=lambda i: -len(seqs[i]))
-    out: list[np.ndarray | None] = [None] * len(seqs)
-    with Progress(disable=not progress, transient=True) as bar:
-        task = bar.add_task(label, total=len(seqs))
-        for b in range(0, len(order), batch_size):
-            idx = order[b : b + batch_size]
-            for i, s in zip(idx, lm.forward_logp([seqs[i] for i in idx])):
-                out[i] = s
-            bar.advance(task, len(idx))
-    return out  # type: ignore[return-value]

@@ -12,13 +12,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from rotelab.core.io import load_npy, read_json, save_npy
 from rotelab.core.runs import RunFolder, read_parquet
-from rotelab.core.io import read_json
 from rotelab.core.signals import compute_signals
 from rotelab.core.stats import summarize
 from rotelab.membership.attacks import ATTACKS
 from rotelab.membership.bow import confound_check
 from rotelab.membership.context import AttackContext, MIAConfig
+from rotelab.membership.passes import clear_passes, run_cache
 
 if TYPE_CHECKING:
     from rotelab.core.cache import SignalCache
@@ -36,17 +37,18 @@ def score_attacks(ctx: AttackContext, attacks: list[str], run: RunFolder | None 
     """Scores of each attack (higher = member); with ``run``, each attack is a resumable step."""
     out = {}
     for a in attacks:
+        attack = ATTACKS[a]
         if run is None:
-            out[a] = np.asarray(ATTACKS[a].run(ctx), dtype=float)
+            out[a] = attack.run(ctx)
             continue
         name = f"attack_{a}.npy"
 
-        def go(a=a, name=name):
-            s = np.asarray(ATTACKS[a].run(ctx), dtype=float)
-            np.save(run.file(name), s)
+        def go(attack=attack, name=name):
+            s = attack.run(ctx)
+            save_npy(run.file(name), s)
             return s
 
-        out[a] = run.step(f"attack:{a}", go, load=lambda name=name: np.load(run.file(name)))
+        out[a] = run.step(f"attack:{a}", go, load=lambda name=name: load_npy(run.file(name)))
     return out
 
 
@@ -60,23 +62,33 @@ def run_mia(
     config: MIAConfig = MIAConfig(),
     reference: "LanguageModel | None" = None,
     prefix_texts: list[str] | None = None,
-    embedding_from: Path | None = None,
+    embedding_from: "LanguageModel | Path | None" = None,
     cache: "SignalCache | None" = None,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Run the suite; returns ``metrics.json``'s content."""
+    """Run the suite on validated inputs in an open run folder; returns ``metrics.json``'s content.
+
+    Texts longer than the context are counted in the manifest's notes and on stderr. Every
+    attack is a resumable step, and every extra pass saves its batches in the run folder.
+    """
+    from rotelab.core.inspect_signals import record_long_text
+
     samples = members + nonmembers
     texts = [s.text for s in samples]
     labels = np.array([1] * len(members) + [0] * len(nonmembers))
     check_access(lm, attacks)
-    sig = compute_signals(lm, texts, ids=[s.id for s in samples], batch_size=config.batch_size, cache=cache, progress=progress)
-    ctx = AttackContext(lm, texts, sig, config, reference=reference, prefix_texts=prefix_texts, embedding_from=embedding_from, cache=cache, progress=progress)
-    scores = score_attacks(ctx, attacks, run)
+    with run_cache(run, cache) as c:
+        counts: list = []
+        sig = compute_signals(lm, texts, ids=[s.id for s in samples], batch_size=config.batch_size, cache=c, progress=progress, counts_out=counts)
+        record_long_text(run, counts[0])
+        ctx = AttackContext(lm, texts, sig, config, reference=reference, prefix_texts=prefix_texts, embedding_from=embedding_from, cache=c, progress=progress, run=run)
+        scores = score_attacks(ctx, attacks, run)
     run.write_parquet("scores.parquet", {"id": [s.id for s in samples], "label": labels, **scores})
     metrics: dict[str, Any] = {a: summarize(scores[a], labels, seed=config.seed) for a in attacks}
     metrics["bag_of_words"] = confound_check(texts, labels, seed=config.seed)
     run.write_json("metrics.json", metrics)
     plot_roc(run, scores, labels, metrics)
+    clear_passes(run)
     return metrics
 
 

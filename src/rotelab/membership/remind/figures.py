@@ -8,9 +8,9 @@ from typing import Any
 import numpy as np
 
 from rotelab.core.runs import RunFolder
-from rotelab.membership.landscape import ProbeConfig, setting_name
+from rotelab.membership.remind.classify import STATES
+from rotelab.membership.remind.landscape import ProbeConfig, setting_name
 
-STATES = ("retained", "forgotten", "holdout")
 COLOURS = {"retained": "tab:blue", "forgotten": "tab:red", "holdout": "tab:grey"}
 
 

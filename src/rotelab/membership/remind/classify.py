@@ -1,0 +1,76 @@
+"""REMIND's classifier: standardised multinomial logistic regression over retained / forgotten /
+holdout, scored out of fold (stratified k-fold: every sample is scored by the fold model that
+never saw it). Headline: forgotten vs holdout (score = P(forgotten) / (P(forgotten) + P(holdout)));
+the 3-way macro one-vs-rest AUC is secondary (retained samples are easy, which inflates it).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from rotelab.core.stats import summarize
+
+STATES = ("retained", "forgotten", "holdout")
+
+
+def _pipeline(C: float):
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    return make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=2000))
+
+
+def assign_folds(y: np.ndarray, folds: int, seed: int) -> np.ndarray:
+    """Stratified fold of each sample (at most as many folds as the smallest state has samples)."""
+    from sklearn.model_selection import StratifiedKFold
+
+    n = int(min(folds, np.bincount(y).min()))
+    fold = np.empty(len(y), dtype=int)
+    for f, (_, test) in enumerate(StratifiedKFold(n_splits=n, shuffle=True, random_state=seed).split(np.zeros(len(y)), y)):
+        fold[test] = f
+    return fold
+
+
+def cv_proba(X: np.ndarray, y: np.ndarray, fold: np.ndarray, C: float) -> np.ndarray:
+    """(N, 3) out-of-fold class probabilities: no sample is in both fit and score."""
+    P = np.zeros((len(y), len(STATES)))
+    for f in np.unique(fold):
+        tr, te = fold != f, fold == f
+        clf = _pipeline(C).fit(X[tr], y[tr])
+        P[np.ix_(te, clf.classes_)] = clf.predict_proba(X[te])
+    return P
+
+
+def fit_proba(X: np.ndarray, y: np.ndarray, X_new: np.ndarray, C: float) -> np.ndarray:
+    """(M, 3) class probabilities of new samples from a classifier fitted on all of (X, y)."""
+    clf = _pipeline(C).fit(X, y)
+    P = np.zeros((len(X_new), len(STATES)))
+    P[:, clf.classes_] = clf.predict_proba(X_new)
+    return P
+
+
+def state_metrics(P: np.ndarray, y: np.ndarray, *, seed: int = 0) -> dict[str, Any]:
+    """Forgotten-vs-holdout AUC and TPR@1%FPR with intervals, and the 3-way macro AUC."""
+    from sklearn.metrics import roc_auc_score
+
+    F, H = STATES.index("forgotten"), STATES.index("holdout")
+    fh = (y == F) | (y == H)
+    score = P[fh, F] / np.maximum(P[fh, F] + P[fh, H], 1e-12)
+    s = summarize(score, (y[fh] == F).astype(int), seed=seed)
+    out = {
+        "auc_forgotten_vs_holdout": s["auc"],
+        "auc_forgotten_vs_holdout_ci": s["auc_ci"],
+        "tpr_at_1pct_fpr_forgotten_vs_holdout": s["tpr_at_1pct_fpr"],
+        "tpr_at_1pct_fpr_forgotten_vs_holdout_ci": s["tpr_at_1pct_fpr_ci"],
+        "n": {st: int((y == i).sum()) for i, st in enumerate(STATES)},
+    }
+    if "tpr_at_1pct_fpr_reason" in s:
+        out["tpr_at_1pct_fpr_forgotten_vs_holdout_reason"] = s["tpr_at_1pct_fpr_reason"]
+    if len(np.unique(y)) == len(STATES):
+        out["auc_3way_macro"] = float(roc_auc_score(y, P / P.sum(1, keepdims=True), multi_class="ovr", average="macro", labels=list(range(len(STATES)))))
+    else:
+        out.update(auc_3way_macro=None, auc_3way_macro_reason="needs all three states")
+    return out
