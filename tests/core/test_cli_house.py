@@ -65,3 +65,77 @@ def test_a_capability_is_one_new_module(tmp_path, monkeypatch):
         assert "toy" in runner.invoke(build_app(), ["--help"]).output
     finally:
         COMMANDS.unregister("toy")
+
+
+def _commands(group, prefix=()):
+    """(path, click command) for every leaf command of the tree (typer vendors click: duck-typed)."""
+    for name, cmd in group.commands.items():
+        path = (*prefix, name)
+        if hasattr(cmd, "commands"):
+            yield from _commands(cmd, path)
+        else:
+            yield " ".join(path), cmd
+
+
+def _option(cmd, flag):
+    return next((p for p in cmd.params if flag in p.opts), None)
+
+
+def _signature(p):
+    return (tuple(p.opts), p.default, p.help, p.is_flag, p.required, str(p.type_descriptor.annotation))
+
+
+MODEL_COMMANDS = {"signals", "mia run", "remind run", "extract book", "extract samples", "steer probe", "steer generate", "steer eval", "entropy mbe"}
+
+
+def _long_flag(info):
+    """typer's Option("--x", "-y") keeps its first declaration as ``default``."""
+    return next(d for d in (info.default, *info.param_decls) if isinstance(d, str) and d.startswith("--"))
+
+
+def test_every_model_command_takes_the_same_model_options_from_one_definition():
+    import dataclasses
+    import typing
+
+    import typer
+
+    from rotelab.cli import app
+    from rotelab.cli_common import ModelOpts
+
+    tree = dict(_commands(typer.main.get_command(app)))
+    hints = typing.get_type_hints(ModelOpts, include_extras=True)
+    flags = [_long_flag(hints[f.name].__metadata__[0]) for f in dataclasses.fields(ModelOpts)]
+    model_help = hints["path"].__metadata__[0].help
+    takes = {path for path, cmd in tree.items() if (o := _option(cmd, "--model")) is not None and o.help == model_help}
+    assert takes == MODEL_COMMANDS
+    reference = {f: _signature(_option(tree["signals"], f)) for f in flags}
+    for path in takes:
+        for f in flags:
+            o = _option(tree[path], f)
+            assert o is not None and _signature(o) == reference[f], (path, f)
+
+
+def test_every_command_that_writes_a_run_folder_takes_the_same_run_options():
+    import typer
+
+    from rotelab.cli import app
+
+    tree = dict(_commands(typer.main.get_command(app)))
+    writers = {path: cmd for path, cmd in tree.items() if _option(cmd, "--out") is not None}
+    assert len(writers) >= 20
+    for flag in ("--out", "--json", "--quiet", "--overwrite"):
+        sigs = {_signature(_option(cmd, flag)) for cmd in writers.values() if _option(cmd, flag) is not None}
+        assert len(sigs) == 1, (flag, sigs)
+        missing = [p for p, cmd in writers.items() if _option(cmd, flag) is None]
+        assert not missing, (flag, missing)
+
+
+def test_every_option_has_help():
+    import typer
+
+    from rotelab.cli import app
+
+    for path, cmd in _commands(typer.main.get_command(app)):
+        for p in cmd.params:
+            if p.param_type_name == "option":
+                assert p.help, (path, p.opts)

@@ -21,7 +21,7 @@ T = TypeVar("T")
 def console() -> "Console":
     from rich.console import Console
 
-    return Console(stderr=True)
+    return Console(stderr=True, soft_wrap=True)  # a note stays one line when stderr is a file or a pipe
 
 
 def progress(*columns, disable: bool = False, transient: bool = True) -> "Progress":
