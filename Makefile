@@ -24,9 +24,11 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
+# Every benchmark with its defaults (hours on 2 cores; each resumes where it stopped). One thread each:
+# oversubscribed BLAS threads on a shared machine make timings meaningless.
 bench: $(STAMP)
 	mkdir -p bench/results
-	for f in bench/*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
+	for f in bench/*.py; do echo "== $$f"; OMP_NUM_THREADS=1 ROTELAB_THREADS=1 $(BIN)/python $$f || exit 1; done
 
 clean:
 	rm -rf $(VENV) runs bench/results .pytest_cache
