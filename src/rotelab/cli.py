@@ -16,7 +16,7 @@ from typing import Annotated
 import typer
 import typer.core
 
-from rotelab.cli_common import COMMANDS, BatchOpt, CacheOpts, ModelOpts, RunOpts, SeedOpt, bundled, emit, emit_run
+from rotelab.cli_common import COMMANDS, BatchOpt, CacheOpts, ModelOpts, RunOpts, SeedOpt, bundled, emit_run
 from rotelab.errors import RotelabError
 
 

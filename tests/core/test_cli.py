@@ -62,3 +62,12 @@ def test_wrong_model_folder_is_one_line(tmp_path, data):
 def test_report_rebuilds_and_refuses_non_run(tmp_path):
     r = rotelab("report", tmp_path)
     assert r.returncode == 2 and "not a run folder" in r.stderr
+
+
+def test_long_text_error_names_file_and_sample_before_any_run_folder(arch_dirs, tmp_path):
+    p = tmp_path / "long.jsonl"
+    p.write_text(json.dumps({"id": "short", "text": "the quick fox"}) + "\n" + json.dumps({"id": "big", "text": "the lazy dog " * 60}) + "\n")
+    r = rotelab("signals", "--model", arch_dirs["gpt2"], "--data", p, "--long-text", "error", "--out", tmp_path / "run")
+    assert r.returncode == 2 and r.stderr.count("\n") == 1
+    assert r.stderr.startswith(f"error: {p}: sample 'big': ") and "> context 64 (choose --long-text truncate or window)" in r.stderr
+    assert not (tmp_path / "run").exists()

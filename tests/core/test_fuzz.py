@@ -1,7 +1,6 @@
 """Property tests: the JSONL reader never crashes, and a run killed anywhere resumes to the same result."""
 
 import json
-import os
 import signal
 import subprocess
 import sys

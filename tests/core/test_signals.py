@@ -185,3 +185,28 @@ def test_a_peft_wrapped_model_scores_like_its_merged_weights(arch_dirs):
     b = compute_signals(merged, ["the quick fox jumps over"], progress=False)[0]
     assert not wrapped._head_separable()
     np.testing.assert_allclose(a.logp, b.logp, atol=1e-5)
+
+
+def test_a_crafted_cache_entry_is_a_miss_never_code(gpt2_lm, cache, tmp_path):
+    """A pickled object array planted in the cache under a real key is not unpickled: the text is rescored."""
+    import io
+    import pickle
+
+    from rotelab.core.signals import compute_signals
+
+    marker = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    text = "the quick fox jumps over the lazy dog"
+    want = compute_signals(gpt2_lm, [text], cache=None, progress=False)[0]
+    buf = io.BytesIO()
+    np.savez(buf, token_ids=np.array([Evil()], dtype=object), logp=np.zeros(1))
+    assert b"pwned" in buf.getvalue() and pickle  # the payload really is in the entry
+    with cache._db:
+        cache._db.execute("INSERT OR REPLACE INTO signals (key, value) VALUES (?, ?)", (cache.key(gpt2_lm, text), buf.getvalue()))
+    got = compute_signals(gpt2_lm, [text], cache=cache, progress=False)[0]
+    assert not marker.exists()
+    np.testing.assert_allclose(got.logp, want.logp)

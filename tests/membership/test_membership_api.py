@@ -16,7 +16,6 @@ from rotelab.core.data import Sample, write_jsonl
 from rotelab.core.runs import read_parquet
 from rotelab.errors import RotelabError
 from rotelab.membership.api import mia
-from rotelab.membership.context import MIAConfig
 from rotelab.membership.remind.api import remind
 from rotelab.membership.remind.landscape import ProbeConfig
 from rotelab.membership.remind.suite import RemindConfig

@@ -51,8 +51,14 @@ class SignalCache:
         return h.hexdigest()
 
     def get(self, lm: "LanguageModel", text: str) -> TokenSignals | None:
+        """The cached signals, or None; an unreadable entry (not plain arrays) is a miss, never code."""
         row = self._db.execute("SELECT value FROM signals WHERE key = ?", (self.key(lm, text),)).fetchone()
-        return TokenSignals.from_bytes(row[0]) if row else None
+        if not row:
+            return None
+        try:
+            return TokenSignals.from_bytes(row[0])
+        except (ValueError, KeyError, OSError, EOFError):
+            return None
 
     def put_many(self, lm: "LanguageModel", items: Iterable[tuple[str, TokenSignals]]) -> None:
         rows = [(self.key(lm, t), s.to_bytes()) for t, s in items]

@@ -13,7 +13,7 @@ from rotelab.core.cache import SignalCache
 from rotelab.core.data import Sample
 from rotelab.core.models import LanguageModel, LoadOptions
 from rotelab.core.runs import RunFolder, open_run
-from rotelab.core.signals import compute_signals
+from rotelab.core.signals import compute_signals, refuse_long_texts
 from rotelab.errors import RotelabError
 
 
@@ -44,6 +44,7 @@ def signals(
         raise RotelabError(f"--batch-size must be >= 1; got {batch_size}")
     samples = as_samples(data, role="data")  # every input validated before a run folder exists
     lm = as_model(model, load)
+    refuse_long_texts(lm, samples, where=str(data) if isinstance(data, (str, Path)) else None)
     inputs, data_option = data_identity("data", data, samples)
     options = dict(model=model if isinstance(model, (str, Path)) else lm.name, data=data_option, batch_size=batch_size, long_text=lm.long_text, dtype=str(getattr(lm, "dtype", "")))
     with open_run(out, "signals", options, inputs=inputs, models={"model": lm.cache_namespace}, overwrite=overwrite, volatile=("batch_size",)) as run:

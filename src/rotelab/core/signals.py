@@ -67,7 +67,7 @@ class TokenSignals:
     def from_bytes(cls, b: bytes) -> "TokenSignals":
         import io
 
-        z = np.load(io.BytesIO(b))
+        z = np.load(io.BytesIO(b), allow_pickle=False)
         return cls(z["token_ids"], z["logp"], z["mu"], z["sigma"], z["top1"])
 
     @classmethod
@@ -257,6 +257,18 @@ def _segments(ids: list[int], max_length: int) -> list[tuple[list[int], int]]:
         covered = end
         start += stride
     return out
+
+
+def refuse_long_texts(lm: "LanguageModel", samples: Sequence, *, where: str | None) -> None:
+    """Under ``--long-text error``, refuse the first text longer than the context, in one line
+    naming ``where`` (the option and file it came from) and the sample: the check every API runs
+    before it opens its run folder (scoring would fail midway otherwise)."""
+    if lm.long_text != "error":
+        return
+    for s, ids in zip(samples, lm.tokenize([s.text for s in samples])):
+        if len(ids) > lm.max_length:
+            prefix = f"{where}: " if where else ""
+            raise RotelabError(f"{prefix}sample '{s.id}': {len(ids)} tokens > context {lm.max_length} (choose --long-text truncate or window)")
 
 
 def plan_long_texts(

@@ -12,7 +12,6 @@ Folder layout (a diffusers pipeline folder; the testbed writes the same)::
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence

@@ -104,6 +104,7 @@ def extract_samples(
     from rotelab.core.api import as_model, as_samples
     from rotelab.core.runs import open_run
     from rotelab.core.data import samples_to_rows
+    from rotelab.core.signals import refuse_long_texts
     from rotelab.extraction.samples import SamplesConfig, longer_than_context
     from rotelab.extraction.workflows import run_samples
     from rotelab.report import build_report
@@ -115,10 +116,8 @@ def extract_samples(
     lm = as_model(model, _load(load))
     cfg.check_fits(lm)
     where = str(data) if is_file else "data"
+    refuse_long_texts(lm, samples, where=where)
     long = longer_than_context(lm, samples)
-    if long and lm.long_text == "error":
-        sid, n = long[0]
-        raise RotelabError(f"{where}: sample '{sid}': {n} tokens > context {lm.max_length} (choose --long-text truncate or window)")
     options = {"model": _model_option(model, lm), "data": where if is_file else "in memory", **asdict(cfg), "dtype": str(getattr(lm, "dtype", "")), "long_text": lm.long_text}
     if not is_file:
         options["data_sha256"] = _content_hash(samples_to_rows(samples))

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 from rotelab.core.api import DEFAULT_CACHE, as_model, as_samples, resolve_cache
 from rotelab.core.data import Sample, check_disjoint
 from rotelab.core.models import LoadOptions
+from rotelab.core.signals import refuse_long_texts
 from rotelab.membership.context import MIAConfig
 
 if TYPE_CHECKING:
@@ -139,15 +140,8 @@ def note_companions(run, tb: "Testbed | None", used: dict[str, Any]) -> None:
 def check_fits(lm: "LanguageModel", sets: dict[str, tuple[Any, Sequence[Sample]]]) -> None:
     """Under ``--long-text error``, refuse a text longer than the context before the run folder,
     naming the option, the file and the sample."""
-    from rotelab.errors import RotelabError
-
-    if lm.long_text != "error":
-        return
     for option, (data, samples) in sets.items():
-        for s, ids in zip(samples, lm.tokenize([s.text for s in samples])):
-            if len(ids) > lm.max_length:
-                where = f"{option} {data}" if isinstance(data, (str, Path)) else option
-                raise RotelabError(f"{where}: sample '{s.id}': {len(ids)} tokens > context {lm.max_length} (choose --long-text truncate or window)")
+        refuse_long_texts(lm, samples, where=f"{option} {data}" if isinstance(data, (str, Path)) else option)
 
 
 def describe(data: Any, samples: Sequence[Sample]) -> str:

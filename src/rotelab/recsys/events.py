@@ -196,5 +196,5 @@ def build_store(data: Path, out: Path) -> EventStore:
 def open_store(path: Path) -> EventStore:
     path = Path(path)
     meta = read_json(path / "store.json")
-    m = {k: np.load(path / f"{k}.npy", mmap_mode="r") for k in ("users", "offsets", "items", "ts", "labels")}
+    m = {k: np.load(path / f"{k}.npy", mmap_mode="r", allow_pickle=False) for k in ("users", "offsets", "items", "ts", "labels")}
     return EventStore(path, m["users"], np.asarray(m["offsets"]), m["items"], m["ts"], m["labels"], int(meta["n_items"]), tuple(meta["tasks"]), meta["format"])

@@ -26,7 +26,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 
 from rotelab.core.io import read_json
 from rotelab.core.models import resolve_model_dir
