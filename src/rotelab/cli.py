@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
-from typing import Annotated
 
 import typer
 import typer.core
 
-from rotelab.cli_common import COMMANDS, BatchOpt, CacheOpts, ModelOpts, RunOpts, SeedOpt, bundled, emit_run
+from rotelab.cli_common import COMMANDS
 from rotelab.errors import RotelabError
 
 
@@ -27,48 +25,6 @@ def _flag_type(self, ctx):
 
 _typer_type = typer.core.TyperOption.display_type_rich
 typer.core.TyperOption.display_type_rich = _flag_type
-
-
-@bundled
-def signals(
-    data: Annotated[Path, typer.Option("--data", "-d", help="JSONL with 'text' (and optional 'id').")],
-    model: ModelOpts,
-    run: RunOpts,
-    cache: CacheOpts,
-    batch_size: BatchOpt = 32,
-):
-    """Per-token signals of a model over a JSONL file: loss, entropy, greedy hits, coloured tokens."""
-    from rotelab.core.inspect_signals import signals as api
-
-    out = run.out_dir("signals")
-    result = api(model.path, data, out=out, batch_size=batch_size, load=model.load_options(), cache=cache.open(), overwrite=run.overwrite, progress=run.progress)
-    emit_run(result, run, out)
-
-
-def report(run_dir: Annotated[Path, typer.Argument(help="A run folder.")]):
-    """Rebuild a run folder's report.html."""
-    from rotelab.report import build_report
-
-    typer.echo(build_report(run_dir))
-
-
-@bundled
-def demo(
-    run: RunOpts,
-    preset: Annotated[str, typer.Option(help="Testbed preset (small: the demo; tiny: a one-minute smoke run).")] = "small",
-    seed: SeedOpt = 0,
-):
-    """End-to-end demo: build the testbed, score it, unlearn, and write one report."""
-    from rotelab.demo import run_demo
-
-    out = run.out or Path("runs/demo")
-    result = run_demo(out, preset=preset, seed=seed, progress=run.progress)
-    emit_run(result, run, out)
-
-
-COMMANDS.register("signals", signals, order=10)
-COMMANDS.register("report", report, order=90)
-COMMANDS.register("demo", demo, order=0)
 
 
 def build_app() -> typer.Typer:

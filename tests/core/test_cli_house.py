@@ -139,3 +139,29 @@ def test_every_option_has_help():
         for p in cmd.params:
             if p.param_type_name == "option":
                 assert p.help, (path, p.opts)
+
+
+def test_no_package_imports_another_that_imports_it_back():
+    """The package dependency graph of rotelab has no cycle, and the core depends on nothing else."""
+    import ast
+    import collections
+    from pathlib import Path
+
+    import rotelab
+
+    root = Path(rotelab.__file__).parent
+    edges = collections.defaultdict(set)
+    for f in root.rglob("*.py"):
+        pkg = f.relative_to(root).parts[0].removesuffix(".py")
+        for node in ast.walk(ast.parse(f.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("rotelab."):
+                target = node.module.split(".")[1]
+                if target != pkg:
+                    edges[pkg].add(target)
+    assert edges["core"] <= {"errors"}, edges["core"]
+
+    def reaches(a, b, seen=()):
+        return any(n == b or (n not in seen and reaches(n, b, (*seen, n))) for n in edges.get(a, ()))
+
+    cycles = sorted(p for p in edges if reaches(p, p))
+    assert not cycles, {p: sorted(edges[p]) for p in cycles}

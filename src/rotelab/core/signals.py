@@ -28,6 +28,7 @@ from rotelab.errors import RotelabError
 if TYPE_CHECKING:
     from rotelab.core.cache import SignalCache
     from rotelab.core.models import LanguageModel
+    from rotelab.core.runs import RunFolder
 
 LONG_TEXT_POLICIES = ("truncate", "window", "error")
 
@@ -269,6 +270,11 @@ def refuse_long_texts(lm: "LanguageModel", samples: Sequence, *, where: str | No
         if len(ids) > lm.max_length:
             prefix = f"{where}: " if where else ""
             raise RotelabError(f"{prefix}sample '{s.id}': {len(ids)} tokens > context {lm.max_length} (choose --long-text truncate or window)")
+
+
+def record_long_text(run: "RunFolder", counts: LongTextCounts) -> None:
+    """Record the long-text counts in the manifest and print them once (never silent)."""
+    run.note("long_text", counts.as_dict(), say=counts.message())
 
 
 def plan_long_texts(

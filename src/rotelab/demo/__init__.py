@@ -3,25 +3,16 @@
 The demo first builds the testbed (``<out>/testbed``); then every registered step runs in its
 ``order``, each writing its own sub-run folder under the demo folder. A capability adds a step by
 decorating a function ``step(testbed, out, progress)`` in its own ``demo.py`` with
-:func:`register_step`. The demo's report shows every sub-run's sections in order. Re-running
+:func:`rotelab.core.demo_steps.register_step`. The demo's report shows every sub-run's sections in order. Re-running
 resumes: finished steps are skipped.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable
 
-from rotelab.core.registry import Registry, discover
+from rotelab.core.demo_steps import STEPS, Step
 from rotelab.core.runs import RunFolder
-
-Step = Callable[[Path, Path, bool], None]  # (testbed, out, progress)
-STEPS: Registry[Step] = Registry("demo step", discover=discover("demo"))
-
-
-def register_step(name: str, *, title: str, order: int) -> Callable[[Step], Step]:
-    """File a demo step under ``name`` (its sub-folder); ``order`` places it in the tour."""
-    return STEPS.register(name, title=title, order=order)
 
 
 def plan() -> list[tuple[str, str, Step]]:

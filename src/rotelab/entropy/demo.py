@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rotelab.demo import register_step
+from rotelab.core.demo_steps import register_step
 
 N_PER_GROUP = 150  # ~300 texts: well under a minute on 2 cores for the small testbed
 

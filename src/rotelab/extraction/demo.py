@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rotelab.demo import register_step
+from rotelab.core.demo_steps import register_step
 
 DEMO_BOOK = "alice29"
 DEMO_MAX_WINDOWS = 600  # ~1 minute on 2 cores for the small preset (0.9M parameters, ctx 128)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from rotelab.core.data import read_jsonl
-from rotelab.demo import register_step
+from rotelab.core.demo_steps import register_step
 
 
 @register_step("mia", title="Membership inference", order=30)

@@ -71,7 +71,7 @@ def run_mia(
     Texts longer than the context are counted in the manifest's notes and on stderr. Every
     attack is a resumable step, and every extra pass saves its batches in the run folder.
     """
-    from rotelab.core.inspect_signals import record_long_text
+    from rotelab.core.signals import record_long_text
 
     samples = members + nonmembers
     texts = [s.text for s in samples]

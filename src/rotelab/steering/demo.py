@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, replace
 from pathlib import Path
 
-from rotelab.demo import register_step
+from rotelab.core.demo_steps import register_step
 from rotelab.errors import RotelabError
 
 

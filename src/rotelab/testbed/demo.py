@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rotelab.demo import register_step
+from rotelab.core.demo_steps import register_step
 
 
 @register_step("unlearn-graddiff", title="Unlearning (gradient difference)", order=40)

@@ -140,7 +140,7 @@ def run_remind(
     Texts longer than the context are counted in the manifest's notes and on stderr; the
     variant and continuation passes save their batches in the run folder (resumable).
     """
-    from rotelab.core.inspect_signals import record_long_text
+    from rotelab.core.signals import record_long_text
     from rotelab.membership.remind.figures import plot_landscape, plot_state_roc
 
     samples = [s for st in STATES for s in sets[st]]

@@ -13,7 +13,7 @@ from rotelab.core.cache import SignalCache
 from rotelab.core.data import Sample
 from rotelab.core.models import LanguageModel, LoadOptions
 from rotelab.core.runs import RunFolder, open_run
-from rotelab.core.signals import compute_signals, refuse_long_texts
+from rotelab.core.signals import compute_signals, record_long_text, refuse_long_texts
 from rotelab.errors import RotelabError
 
 
@@ -54,11 +54,6 @@ def signals(
 
         build_report(run.path)
     return result
-
-
-def record_long_text(run: RunFolder, counts) -> None:
-    """Record the long-text counts in the manifest and print them once (never silent)."""
-    run.note("long_text", counts.as_dict(), say=counts.message())
 
 
 def inspect_signals(lm: LanguageModel, samples: list[Sample], run: RunFolder, cfg: SignalsConfig = SignalsConfig(), *, cache: SignalCache | None = None, progress: bool = True) -> dict[str, Any]:

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rotelab.demo import register_step
+from rotelab.core.demo_steps import register_step
 
 
 @register_step("signals", title="Per-token signals", order=20)
 def demo_step(testbed: Path, out: Path, progress: bool) -> None:
     from rotelab.core.cache import SignalCache
     from rotelab.core.data import read_jsonl
-    from rotelab.core.inspect_signals import inspect_signals
+    from rotelab.signals.api import inspect_signals
     from rotelab.core.models import load_model
     from rotelab.core.runs import RunFolder
 
