@@ -63,11 +63,12 @@ class ModelOpts:
     long_text: Annotated[str, typer.Option("--long-text", help="Texts longer than the context: truncate | window | error.")] = "truncate"
     trust_remote_code: Annotated[bool, typer.Option("--trust-remote-code", help="Run the model folder's own Python code (off by default).")] = False
     allow_pickle: Annotated[bool, typer.Option("--allow-pickle", help="Load pickle (*.bin) weights; they can run code on load.")] = False
+    max_length: Annotated[Optional[int], typer.Option("--max-length", help="Context in tokens, for models whose config has none (recurrent models such as Mamba-2); default: the config's, else the tokenizer's.")] = None
 
     def load_options(self):
         from rotelab.core.models import LoadOptions
 
-        return LoadOptions(device=self.device, dtype=self.dtype, long_text=self.long_text, trust_remote_code=self.trust_remote_code, allow_pickle=self.allow_pickle)
+        return LoadOptions(device=self.device, dtype=self.dtype, long_text=self.long_text, trust_remote_code=self.trust_remote_code, allow_pickle=self.allow_pickle, max_length=self.max_length)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,5 +1,6 @@
 import shutil
 
+import numpy as np
 import pytest
 import torch
 
@@ -121,3 +122,46 @@ def test_a_smaller_tokenizer_than_the_embedding_is_fine(tmp_path):
     tok = _tokenizer(vocab_size=300)
     lm = load_model(_gpt2_dir(tmp_path, tok, n_vocab=len(tok) + 37))
     assert lm.n_embeddings == len(tok) + 37 and lm.tokenize(["the quick fox"])[0]
+
+
+def _mamba2_dir(tmp_path, tokenizer):
+    import transformers as tf
+
+    torch.manual_seed(0)
+    cfg = tf.Mamba2Config(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, state_size=16, expand=2, n_groups=1, head_dim=16, num_heads=4, conv_kernel=4, chunk_size=16)
+    d = tmp_path / "mamba2"
+    tf.Mamba2ForCausalLM(cfg).save_pretrained(d)
+    tokenizer.save_pretrained(d)
+    return d
+
+
+def test_a_recurrent_model_takes_its_context_from_max_length(tmp_path, tokenizer):
+    """Mamba-2 (the EHR foundation models' architecture) has no context in its config."""
+    d = _mamba2_dir(tmp_path, tokenizer)
+    with pytest.raises(RotelabError, match="gives no context length .* pass --max-length N"):
+        load_model(d)
+    lm = load_model(d, max_length=48)
+    assert (lm.max_length, lm.max_length_source) == (48, "--max-length")
+    sig = compute_signals(lm, ["the quick fox jumps over the lazy dog"], progress=False)[0]
+    assert sig.n_scored == len(sig.token_ids) - 1 and np.isfinite(sig.logp).all()
+
+
+def test_max_length_cannot_exceed_the_configs_context(arch_dirs):
+    with pytest.raises(RotelabError, match=r"--max-length 100 exceeds the model's context of 64 tokens \(config n_positions\)"):
+        load_model(arch_dirs["gpt2"], max_length=100)
+    lm = load_model(arch_dirs["gpt2"], max_length=32)
+    assert lm.max_length == 32 and lm.describe()["max_length_source"] == "--max-length"
+    assert load_model(arch_dirs["gpt2"]).describe()["max_length_source"] == "config n_positions"
+
+
+def test_the_manifest_records_each_models_context_and_its_source(arch_dirs, tmp_path):
+    import json
+
+    from rotelab.core.runs import open_run
+
+    lm = load_model(arch_dirs["gpt2"])
+    with open_run(tmp_path / "r", "x", {}, models={"model": lm}):
+        pass
+    m = json.loads((tmp_path / "r" / "manifest.json").read_text())
+    assert m["models"]["model"]["max_length"] == 64 and m["models"]["model"]["max_length_source"] == "config n_positions"
+    assert m["identity"]["models"]["model"] == lm.cache_namespace

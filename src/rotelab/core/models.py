@@ -52,6 +52,12 @@ class LanguageModel:
     def require(self, needed: Access, *, method: str) -> None:
         require(self.access, needed, method=method, backend=self.backend)
 
+    def describe(self) -> dict:
+        """What a run's manifest records about the model: name, backend, context and its source."""
+        return {"name": self.name, "backend": self.backend, "max_length": self.max_length,
+                "max_length_source": getattr(self, "max_length_source", None), "long_text": self.long_text,
+                "source": str(getattr(self, "source", None) or ""), "dtype": str(getattr(self, "dtype", ""))}
+
     @property
     def bos_ids(self) -> list[int]:
         """The ids the tokenizer puts before every text ([] for GPT-2-style tokenizers, [bos] for Llama).
@@ -95,7 +101,7 @@ class HFLanguageModel(LanguageModel):
     access = frozenset(Access)
     backend = "hugging-face"
 
-    def __init__(self, model, tokenizer, *, name: str = "model", long_text: str = "truncate", fingerprint: str | None = None, source: Path | None = None):
+    def __init__(self, model, tokenizer, *, name: str = "model", long_text: str = "truncate", fingerprint: str | None = None, source: Path | None = None, max_length: int | None = None):
         if long_text not in LONG_TEXT_POLICIES:
             raise RotelabError(f"--long-text must be one of {', '.join(LONG_TEXT_POLICIES)}; got '{long_text}'")
         self.model = model.eval()
@@ -105,7 +111,7 @@ class HFLanguageModel(LanguageModel):
         self.long_text = long_text
         self.device = next(model.parameters()).device
         self.dtype = next(model.parameters()).dtype
-        self.max_length = context_length(model.config, tokenizer)
+        self.max_length, self.max_length_source = context_length(model.config, tokenizer, max_length)
         self.n_embeddings = int(model.get_input_embeddings().weight.shape[0])
         self.pad_id = _pad_id(tokenizer, model.config)
         self._fingerprint = fingerprint or fingerprint_module(model)
@@ -265,16 +271,24 @@ class LogprobsOnlyModel(LanguageModel):
 
 
 # -- helpers ---------------------------------------------------------------------------------
-def context_length(config, tokenizer=None) -> int:
-    """The model's context in tokens, from the config (n_positions, max_position_embeddings, ...)."""
-    for key in ("n_positions", "max_position_embeddings", "n_ctx", "seq_length"):
-        v = getattr(config, key, None)
-        if isinstance(v, int) and v > 0:
-            return v
+def context_length(config, tokenizer=None, max_length: int | None = None) -> tuple[int, str]:
+    """The model's context in tokens and where it came from.
+
+    ``max_length`` (``--max-length``) when given, capped at the config's own context; else the
+    config (n_positions, max_position_embeddings, ...); else the tokenizer's ``model_max_length``.
+    Recurrent models (Mamba-2) have no context in their config: they take the option or the tokenizer's.
+    """
+    own = next(((k, v) for k in ("n_positions", "max_position_embeddings", "n_ctx", "seq_length") if isinstance(v := getattr(config, k, None), int) and v > 0), None)
+    if max_length is not None:
+        if own is not None and max_length > own[1]:
+            raise RotelabError(f"--max-length {max_length} exceeds the model's context of {own[1]} tokens (config {own[0]})")
+        return max_length, "--max-length"
+    if own is not None:
+        return own[1], f"config {own[0]}"
     v = getattr(tokenizer, "model_max_length", None)
     if isinstance(v, int) and 0 < v < 1_000_000:
-        return v
-    raise RotelabError("cannot tell the model's context length from its config (no max_position_embeddings)")
+        return v, "tokenizer model_max_length"
+    raise RotelabError("the model's config gives no context length (a recurrent model?) and neither does its tokenizer: pass --max-length N")
 
 
 def _pad_id(tokenizer, config) -> int:
@@ -382,6 +396,8 @@ class LoadOptions:
     long_text : texts longer than the context: truncate | window | error.
     trust_remote_code : run the folder's own Python code (off by default).
     allow_pickle : load pickle (``*.bin``) weights, which can run code (off: safetensors only).
+    max_length : context in tokens, for models whose config gives none (recurrent models such as
+        Mamba-2), or to score with a shorter context; default: the config's, else the tokenizer's.
     """
 
     device: str | None = None
@@ -389,6 +405,7 @@ class LoadOptions:
     long_text: str = "truncate"
     trust_remote_code: bool = False
     allow_pickle: bool = False
+    max_length: int | None = None
 
     def validate(self) -> None:
         """One line for a bad value, before anything is loaded or written."""
@@ -396,6 +413,8 @@ class LoadOptions:
             raise RotelabError(f"--dtype must be one of {', '.join(_DTYPES)}; got '{self.dtype}'")
         if self.long_text not in LONG_TEXT_POLICIES:
             raise RotelabError(f"--long-text must be one of {', '.join(LONG_TEXT_POLICIES)}; got '{self.long_text}'")
+        if self.max_length is not None and self.max_length < 2:
+            raise RotelabError(f"--max-length must be >= 2; got {self.max_length}")
         pick_device(self.device)
 
     def load(self, path: Path | str) -> "HFLanguageModel":
@@ -410,6 +429,7 @@ def load_model(
     long_text: str = "truncate",
     trust_remote_code: bool = False,
     allow_pickle: bool = False,
+    max_length: int | None = None,
 ) -> HFLanguageModel:
     """Load a causal LM folder (or a testbed folder's ``model/``) as a :class:`HFLanguageModel`.
 
@@ -419,7 +439,7 @@ def load_model(
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
-    LoadOptions(device, dtype, long_text, trust_remote_code, allow_pickle).validate()
+    LoadOptions(device, dtype, long_text, trust_remote_code, allow_pickle, max_length).validate()
     p = resolve_model_dir(path)
     safetensors = _check_weights(p, allow_pickle)
     hf_logging.set_verbosity_error()
@@ -435,7 +455,7 @@ def load_model(
     except Exception as e:
         raise RotelabError(f"{p}: cannot load the model ({type(e).__name__}: {str(e).splitlines()[0][:200]})") from None
     model.to(pick_device(device))
-    lm = HFLanguageModel(model, tok, name=p.parent.name if p.name == "model" else p.name, long_text=long_text, fingerprint=fingerprint_folder(p), source=p)
+    lm = HFLanguageModel(model, tok, name=p.parent.name if p.name == "model" else p.name, long_text=long_text, fingerprint=fingerprint_folder(p), source=p, max_length=max_length)
     try:
         lm.tokenize([_PROBE_TEXT])
     except RotelabError as e:

@@ -138,7 +138,7 @@ class RunFolder:
     options : the command's options, written verbatim to the manifest.
     seed : the run's seed.
     inputs : name -> input file or folder, hashed into the identity (also :meth:`add_input`).
-    models : name -> model fingerprint, part of the identity (also :meth:`add_model`).
+    models : name -> a loaded model or its fingerprint, part of the identity (also :meth:`add_model`).
     overwrite : recompute (delete old results) instead of refusing a changed identity.
     volatile : option names left out of the identity, besides :data:`VOLATILE`
         (e.g. ``batch_size`` for inference; training commands keep it).
@@ -155,7 +155,7 @@ class RunFolder:
         options: dict[str, Any],
         seed: int | None = None,
         inputs: dict[str, Path | str | None] | None = None,
-        models: dict[str, str] | None = None,
+        models: dict[str, Any] | None = None,
         overwrite: bool = False,
         volatile: Iterable[str] = (),
     ):
@@ -258,9 +258,14 @@ class RunFolder:
         self.manifest["inputs"][name] = entry
         self.save_manifest()
 
-    def add_model(self, name: str, fingerprint: str) -> None:
-        """Record a model's fingerprint (see :func:`rotelab.core.models.fingerprint_folder`)."""
+    def add_model(self, name: str, model: Any) -> None:
+        """Record a model: a fingerprint string, or a loaded model (its ``cache_namespace`` is the
+        fingerprint, and its ``describe()`` -- source, context and where it came from, dtype --
+        goes to the manifest's ``models``)."""
+        fingerprint = model if isinstance(model, str) else model.cache_namespace
         self._check_identity("models", name, fingerprint)
+        if not isinstance(model, str) and hasattr(model, "describe"):
+            self.manifest.setdefault("models", {})[name] = jsonable(model.describe())
         self.save_manifest()
 
     def _check_identity(self, kind: str, name: str, value: str) -> None:
@@ -353,7 +358,7 @@ def open_run(
     *,
     seed: int | None = None,
     inputs: dict[str, Path | str | None] | None = None,
-    models: dict[str, str] | None = None,
+    models: dict[str, Any] | None = None,
     overwrite: bool = False,
     volatile: Iterable[str] = (),
 ) -> RunFolder:

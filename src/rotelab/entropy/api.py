@@ -64,7 +64,7 @@ def mbe(
     plan = plan_texts(lm, samples, source=str(data) if inputs else None)
     options = dict(model=_label(model, lm), data=data_option, patch=config.patch, alpha=config.alpha, n_boot=config.n_boot, batch_size=config.batch_size,
                    long_text=lm.long_text, dtype=str(getattr(lm, "dtype", "")))
-    with open_run(out, "entropy mbe", options, seed=config.seed, inputs=inputs, models={"model": lm.cache_namespace},
+    with open_run(out, "entropy mbe", options, seed=config.seed, inputs=inputs, models={"model": lm},
                   overwrite=overwrite, volatile=("batch_size",)) as run:
         result = mbe_run(lm, samples, run, config, progress=progress, plan=plan)
         build_report(run.path)

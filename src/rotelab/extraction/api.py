@@ -76,7 +76,7 @@ def extract_book(
     options = {"model": _model_option(model, lm), "book": str(bk.path) if bk.path else bk.name, **asdict(cfg), "dtype": str(getattr(lm, "dtype", ""))}
     if bk.path is None:
         options["book_sha256"] = _content_hash(bk.text)
-    with open_run(out, "extract book", options, seed=seed, inputs={"book": bk.path}, models={"model": lm.cache_namespace}, overwrite=overwrite, volatile=("batch_size",)) as run:
+    with open_run(out, "extract book", options, seed=seed, inputs={"book": bk.path}, models={"model": lm}, overwrite=overwrite, volatile=("batch_size",)) as run:
         result = run_book(lm, plan, run, seed=seed, progress=progress)
         build_report(run.path)
     return result
@@ -121,7 +121,7 @@ def extract_samples(
     options = {"model": _model_option(model, lm), "data": where if is_file else "in memory", **asdict(cfg), "dtype": str(getattr(lm, "dtype", "")), "long_text": lm.long_text}
     if not is_file:
         options["data_sha256"] = _content_hash(samples_to_rows(samples))
-    with open_run(out, "extract samples", options, inputs={"data": data if is_file else None}, models={"model": lm.cache_namespace}, overwrite=overwrite, volatile=("batch_size",)) as run:  # type: ignore[dict-item]
+    with open_run(out, "extract samples", options, inputs={"data": data if is_file else None}, models={"model": lm}, overwrite=overwrite, volatile=("batch_size",)) as run:  # type: ignore[dict-item]
         if long:
             n = cfg.prefix_tokens + cfg.suffix_tokens
             run.note("long_text", {"policy": lm.long_text, "max_length": lm.max_length, "n_texts": len(samples), "n_long": len(long), "example_ids": [s for s, _ in long[:10]]},

@@ -111,7 +111,7 @@ def mia(
         **{k: v for k, v in asdict(config).items() if k != "seed"}, long_text=lm.long_text, dtype=str(getattr(lm, "dtype", "")),
     )
     inputs = {k: v for k, v in (("members", members), ("nonmembers", nonmembers), ("prefix_pool", prefix_pool if pool else None)) if isinstance(v, (str, Path))}
-    models = {k: m.cache_namespace for k, m in (("model", lm), ("reference", ref), ("embedding_model", emb)) if m is not None}
+    models = {k: m for k, m in (("model", lm), ("reference", ref), ("embedding_model", emb)) if m is not None}
     with open_run(out, "mia run", options, seed=config.seed, inputs=inputs, models=models, overwrite=overwrite, volatile=("batch_size", "attacks")) as run:
         note_companions(run, tb, companions)
         result = run_mia(lm, mem, non, run, names, config=config, reference=ref, prefix_texts=[s.text for s in pool] if pool else None,

@@ -47,7 +47,7 @@ def signals(
     refuse_long_texts(lm, samples, where=str(data) if isinstance(data, (str, Path)) else None)
     inputs, data_option = data_identity("data", data, samples)
     options = dict(model=model if isinstance(model, (str, Path)) else lm.name, data=data_option, batch_size=batch_size, long_text=lm.long_text, dtype=str(getattr(lm, "dtype", "")))
-    with open_run(out, "signals", options, inputs=inputs, models={"model": lm.cache_namespace}, overwrite=overwrite, volatile=("batch_size",)) as run:
+    with open_run(out, "signals", options, inputs=inputs, models={"model": lm}, overwrite=overwrite, volatile=("batch_size",)) as run:
         run.note("tokenizer", str(getattr(lm, "source", "") or ""))
         result = inspect_signals(lm, samples, run, SignalsConfig(batch_size), cache=resolve_cache(cache), progress=progress)
         from rotelab.report import build_report

@@ -77,7 +77,7 @@ def probe(
     inputs, options = _sources_identity(tb, mem, gen, mem_s, gen_s)
     long_text = _long_texts(lm, tb, mem, gen, mem_s, gen_s, reads=len(lm.bos_ids) + config.prefix + config.suffix)
     options = dict(model=_label(model, lm), **options, **asdict(config), long_text=lm.long_text, dtype=str(lm.dtype))
-    with open_run(out, "steer probe", options, seed=seed, inputs=inputs, models={"model": lm.cache_namespace}, overwrite=overwrite, volatile=("batch_size",)) as run:
+    with open_run(out, "steer probe", options, seed=seed, inputs=inputs, models={"model": lm}, overwrite=overwrite, volatile=("batch_size",)) as run:
         _note_long_text(run, long_text)
         result = run.step("probe", lambda: run_probe(lm, run, config, prompts, seed=seed, progress=progress),
                           load=lambda: probe_result(read_json(run.file("probe_summary.json"))))
@@ -123,7 +123,7 @@ def evaluate(
     inputs, options = _sources_identity(tb, mem, gen, mem_s, gen_s)
     inputs |= {f"probe {f}": Path(probe) / f for f in PROBE_FILES if (Path(probe) / f).exists()}
     options = dict(model=_label(model, lm), probe=str(probe), **options, **asdict(config), long_text=lm.long_text, dtype=str(lm.dtype))
-    with open_run(out, "steer eval", options, inputs=inputs, models={"model": lm.cache_namespace}, overwrite=overwrite, volatile=("batch_size",)) as run:
+    with open_run(out, "steer eval", options, inputs=inputs, models={"model": lm}, overwrite=overwrite, volatile=("batch_size",)) as run:
         result = run.step("eval", lambda: run_eval(lm, pr, run, config, **sets, progress=progress), load=lambda: read_json(run.file("steer_eval.json")))
         build_report(run.path)
     return result
@@ -183,7 +183,7 @@ def generate(
                 for s, tok, a, p in zip(samples, g.tokens, g.alpha, g.p_mem)]
         run.write_json("generations.json", {"config": asdict(config), "site": pr.site, "rows": rows})
 
-    with open_run(out, "steer generate", options, inputs=inputs, models={"model": lm.cache_namespace}, overwrite=overwrite, volatile=("batch_size",)) as run:
+    with open_run(out, "steer generate", options, inputs=inputs, models={"model": lm}, overwrite=overwrite, volatile=("batch_size",)) as run:
         _note_long_text(run, long_text)
         run.step("generate", run_generate)
         build_report(run.path)

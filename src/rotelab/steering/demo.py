@@ -29,7 +29,7 @@ def demo_step(testbed: Path, out: Path, progress: bool) -> None:
     ecfg = EvalConfig(static_alphas=(1.0, 2.0), dynamic_alphas=(2.0, 4.0), gated_alphas=(2.0,), max_ce_texts=100, max_paraphrases=100)
     prompts = prompt_set(lm, pcfg, testbed=tb, seed=0)
     options = {"testbed": str(tb.root), "probe": asdict(pcfg), "eval": asdict(ecfg)}
-    with open_run(out, "steer demo", options, seed=0, inputs=testbed_inputs(tb), models={"model": lm.cache_namespace}) as run:
+    with open_run(out, "steer demo", options, seed=0, inputs=testbed_inputs(tb), models={"model": lm}) as run:
 
         def probe():
             try:

@@ -118,7 +118,7 @@ def remind(
     inputs = {ROLES[st]: given[st] for st in STATES if isinstance(given[st], (str, Path))}
     if para and isinstance(para_data, (str, Path)):
         inputs["paraphrases"] = para_data
-    models = {k: m.cache_namespace for k, m in (("model", lm), ("embedding_model", emb)) if m is not None}
+    models = {k: m for k, m in (("model", lm), ("embedding_model", emb)) if m is not None}
     with open_run(out, "remind run", options, seed=config.seed, inputs=inputs, models=models, overwrite=overwrite, volatile=("batch_size",)) as run:
         note_companions(run, tb, companions)
         result = run_remind(lm, sets, run, config=config, paraphrases=para, embedding_from=emb, cache=resolve_cache(cache), progress=progress)
