@@ -5,7 +5,7 @@ in-memory objects (a loaded model, a list of texts) and returning the result the
 
 >>> import rotelab
 >>> rotelab.signals.__module__, "mia" in rotelab.__all__
-('rotelab.signals.api', True)
+('rotelab.inspection.api', True)
 
 Names are imported on first use, so ``import rotelab`` stays light (no torch until a model is needed).
 """
@@ -36,7 +36,7 @@ _API = {
     "build_report": "rotelab.report:build_report",
     "Testbed": "rotelab.testbed.folder:Testbed",
     # one function per command
-    "signals": "rotelab.signals.api:signals",
+    "signals": "rotelab.inspection.api:signals",
     "build_testbed": "rotelab.testbed.api:build",
     "unlearn": "rotelab.testbed.api:unlearn",
     "mia": "rotelab.membership.api:mia",

@@ -165,3 +165,18 @@ def test_no_package_imports_another_that_imports_it_back():
 
     cycles = sorted(p for p in edges if reaches(p, p))
     assert not cycles, {p: sorted(edges[p]) for p in cycles}
+
+
+def test_top_level_names_are_not_shadowed_by_sub_packages():
+    """``rotelab.X`` is the API object even after every capability package has been imported
+    (a sub-package named like an API function would replace it as an attribute of ``rotelab``)."""
+    import importlib
+
+    import rotelab
+    import rotelab.cli  # noqa: F401  (imports every capability's cli module)
+    from rotelab.core.registry import discover
+
+    discover("report")()
+    for name, target in rotelab._API.items():
+        module, attr = target.split(":")
+        assert getattr(rotelab, name) is getattr(importlib.import_module(module), attr), name

@@ -11,7 +11,7 @@ from rotelab.core.demo_steps import register_step
 def demo_step(testbed: Path, out: Path, progress: bool) -> None:
     from rotelab.core.cache import SignalCache
     from rotelab.core.data import read_jsonl
-    from rotelab.signals.api import inspect_signals
+    from rotelab.inspection.api import inspect_signals
     from rotelab.core.models import load_model
     from rotelab.core.runs import RunFolder
 

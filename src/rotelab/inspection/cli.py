@@ -19,7 +19,7 @@ def signals(
     batch_size: BatchOpt = 32,
 ):
     """Per-token signals of a model over a JSONL file: loss, entropy, greedy hits, coloured tokens."""
-    from rotelab.signals.api import signals as api
+    from rotelab.inspection.api import signals as api
 
     out = run.out_dir("signals")
     result = api(model.path, data, out=out, batch_size=batch_size, load=model.load_options(), cache=cache.open(), overwrite=run.overwrite, progress=run.progress)
