@@ -25,10 +25,14 @@ def console() -> "Console":
 
 
 def progress(*columns, disable: bool = False, transient: bool = True) -> "Progress":
-    """A rich ``Progress`` on stderr (``columns`` as rich's; default columns when empty)."""
+    """A rich ``Progress`` on stderr (``columns`` as rich's; default columns when empty).
+
+    Off when stderr is not a terminal (a log file, CI): a bar that cannot redraw itself would
+    leave a blank line per bar there.
+    """
     from rich.progress import Progress
 
-    return Progress(*columns, console=console(), disable=disable, transient=transient)
+    return Progress(*columns, console=console(), disable=disable or not console().is_terminal, transient=transient)
 
 
 def track(items: Iterable[T], description: str, *, total: int | None = None, disable: bool = False) -> Iterator[T]:
