@@ -35,22 +35,28 @@ BatchOpt = Annotated[int, typer.Option("--batch-size", help="Texts per forward p
 
 # -- bundles --------------------------------------------------------------------------------------
 @dataclasses.dataclass(frozen=True)
-class RunOpts:
-    """Where the run goes and what is printed: every command that writes a run folder."""
+class OutputOpts:
+    """What is printed: every command."""
 
-    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Run folder (default runs/<command>-<timestamp>); re-running into it resumes.")] = None
     json_out: Annotated[bool, typer.Option("--json", help="Print exactly one JSON document (the result) on stdout; everything else goes to stderr.")] = False
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False
+
+    @property
+    def progress(self) -> bool:
+        return not self.quiet
+
+
+@dataclasses.dataclass(frozen=True)
+class RunOpts(OutputOpts):
+    """Where the run goes, and what is printed: every command that writes a run folder."""
+
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Run folder (default runs/<command>-<timestamp>); re-running into it resumes.")] = None
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Recompute when --out holds results of other inputs or options (default: refuse).")] = False
 
     def out_dir(self, command: str) -> Path:
         from rotelab.core.runs import default_out
 
         return self.out or default_out(command)
-
-    @property
-    def progress(self) -> bool:
-        return not self.quiet
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,11 +70,22 @@ class ModelOpts:
     trust_remote_code: Annotated[bool, typer.Option("--trust-remote-code", help="Run the model folder's own Python code (off by default).")] = False
     allow_pickle: Annotated[bool, typer.Option("--allow-pickle", help="Load pickle (*.bin) weights; they can run code on load.")] = False
     max_length: Annotated[Optional[int], typer.Option("--max-length", help="Context in tokens, for models whose config has none (recurrent models such as Mamba-2); default: the config's, else the tokenizer's.")] = None
+    server: Annotated[Optional[str], typer.Option("--server", help="Score through an OpenAI-compatible inference server (vLLM) at this URL; --model then names only the served model's tokenizer folder. API key from $ROTELAB_API_KEY.")] = None
+    server_model: Annotated[Optional[str], typer.Option("--server-model", help="The model name the server serves (with --server).")] = None
+    server_moments: Annotated[str, typer.Option("--server-moments", help="With --server: none (log-probs only) | topk (Min-K%++ moments approximated from the top log-probs) | full (exact; the whole distribution per token: slow).")] = "none"
+    server_concurrency: Annotated[int, typer.Option("--server-concurrency", help="With --server: requests in flight at once.")] = 8
+    server_rate: Annotated[Optional[float], typer.Option("--server-rate", help="With --server: at most this many requests per second (default: no limit).")] = None
+    server_timeout: Annotated[float, typer.Option("--server-timeout", help="With --server: seconds to wait for one answer (failures are retried with backoff).")] = 120.0
 
     def load_options(self):
         from rotelab.core.models import LoadOptions
+        from rotelab.core.server import ServerOptions
 
-        return LoadOptions(device=self.device, dtype=self.dtype, long_text=self.long_text, trust_remote_code=self.trust_remote_code, allow_pickle=self.allow_pickle, max_length=self.max_length)
+        server = None
+        if self.server is not None or self.server_model is not None:
+            server = ServerOptions(self.server or "", self.server_model or "", concurrency=self.server_concurrency, rate=self.server_rate, timeout=self.server_timeout)
+        return LoadOptions(device=self.device, dtype=self.dtype, long_text=self.long_text, trust_remote_code=self.trust_remote_code, allow_pickle=self.allow_pickle,
+                           max_length=self.max_length, server=server, server_moments=self.server_moments)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,7 +101,7 @@ class CacheOpts:
         return None if self.no_cache else SignalCache(self.cache_dir)
 
 
-BUNDLES = (RunOpts, ModelOpts, CacheOpts)
+BUNDLES = (OutputOpts, RunOpts, ModelOpts, CacheOpts)
 
 
 def _bundle_params(cls: type) -> list[inspect.Parameter]:
@@ -97,7 +114,7 @@ def _bundle_params(cls: type) -> list[inspect.Parameter]:
 
 
 def _prefix(cls: type) -> str:
-    return {RunOpts: "", ModelOpts: "model_", CacheOpts: ""}[cls]
+    return {OutputOpts: "", RunOpts: "", ModelOpts: "model_", CacheOpts: ""}[cls]
 
 
 def bundled(fn: Callable) -> Callable:
@@ -150,7 +167,7 @@ def group(name: str, help: str, *, order: int = 50) -> typer.Typer:
 
 
 # -- output ---------------------------------------------------------------------------------------
-def emit(result: Any, run: RunOpts | None, *, out: Path | None = None, report: Path | None = None) -> None:
+def emit(result: Any, run: OutputOpts | None, *, out: Path | None = None, report: Path | None = None) -> None:
     """Print a command's result: one JSON document on stdout with ``--json``, else a readable
     summary and where the run folder and report are (nothing with ``--quiet``)."""
     from rotelab.core.io import dumps

@@ -9,7 +9,7 @@ import typer
 
 from rotelab.capacity.cot.config import CotConfig
 from rotelab.capacity.robust.config import RobustConfig
-from rotelab.cli_common import RunOpts, command, emit, emit_run, group
+from rotelab.cli_common import OutputOpts, RunOpts, command, emit, emit_run, group
 from rotelab.errors import RotelabError
 
 app = group("capacity", help="How many parameters memorization costs: transformers with/without CoT, robust ReLU nets.")
@@ -82,19 +82,19 @@ def robust(
     emit_run(api.robust(out=out, config=cfg, overwrite=run.overwrite, progress=run.progress), run, out)
 
 
-@app.command("bounds")
+@command(app, "bounds")
 def bounds(
     n: Annotated[int, typer.Option("--n", help="Number of points N.")],
     d: Annotated[int, typer.Option("--d", help="Input dimension d.")],
     rho: Annotated[float, typer.Option("--rho", help="rho = mu / eps_D in (0, 1).")],
-    json_out: Annotated[bool, typer.Option("--json", help="Print exactly one JSON document on stdout.")] = False,
+    output: OutputOpts,
 ):
     """Thm 3.1 lower bound and the upper-bound regime for rho-robust memorization (no run folder)."""
     from rotelab.capacity import api
 
     s = api.bounds(n, d, rho)
-    if json_out:
-        emit(s, RunOpts(json_out=True))
+    if output.json_out:
+        emit(s, output)
         return
     t = s["lower_bound_terms"]
     typer.echo(f"N={s['n']} d={s['d']} rho={s['rho']:g}")

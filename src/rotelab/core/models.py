@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 import torch
@@ -25,6 +25,9 @@ import torch
 from rotelab.core.access import Access, require
 from rotelab.core.signals import LONG_TEXT_POLICIES, TokenSignals, chunk_rows, signals_in_chunks
 from rotelab.errors import RotelabError
+
+if TYPE_CHECKING:
+    from rotelab.core.server import ServerOptions
 
 
 # Config fields of models whose logits are not just the head's output (soft-capping, scaling).
@@ -228,13 +231,14 @@ class HFLanguageModel(LanguageModel):
 
 
 class LogprobsOnlyModel(LanguageModel):
-    """What an inference server offers: per-token log-prob signals of given texts, nothing else.
+    """What a fully open inference server offers (vLLM with ``--max-logprobs -1``): per-token
+    log-prob signals of given texts, with the whole distribution, and nothing else.
 
-    Wraps another backend (tests; the shape of the remote backend to come). Generation, hidden
-    states and weights are refused with a one-line message.
+    Wraps another backend (tests). Generation, hidden states and weights are refused with a
+    one-line message. :class:`rotelab.core.server.ServerModel` is the real remote backend.
     """
 
-    access = frozenset({Access.LOGPROBS})
+    access = frozenset({Access.LOGPROBS, Access.TOPK, Access.DISTRIBUTION})
     backend = "log-probs-only"
 
     def __init__(self, inner: LanguageModel):
@@ -398,6 +402,10 @@ class LoadOptions:
     allow_pickle : load pickle (``*.bin``) weights, which can run code (off: safetensors only).
     max_length : context in tokens, for models whose config gives none (recurrent models such as
         Mamba-2), or to score with a shorter context; default: the config's, else the tokenizer's.
+    server : a model behind an inference server (:class:`rotelab.core.server.ServerOptions`); the
+        path then names only its tokenizer folder.
+    server_moments : none | topk | full: what a server's signals carry besides log p
+        (:class:`rotelab.core.server.ServerModel`).
     """
 
     device: str | None = None
@@ -406,6 +414,8 @@ class LoadOptions:
     trust_remote_code: bool = False
     allow_pickle: bool = False
     max_length: int | None = None
+    server: "ServerOptions | None" = None
+    server_moments: str = "none"
 
     def validate(self) -> None:
         """One line for a bad value, before anything is loaded or written."""
@@ -415,10 +425,23 @@ class LoadOptions:
             raise RotelabError(f"--long-text must be one of {', '.join(LONG_TEXT_POLICIES)}; got '{self.long_text}'")
         if self.max_length is not None and self.max_length < 2:
             raise RotelabError(f"--max-length must be >= 2; got {self.max_length}")
+        if self.server is not None:
+            from rotelab.core.server import MOMENTS
+
+            self.server.validate()
+            if self.server_moments not in MOMENTS:
+                raise RotelabError(f"--server-moments must be one of {', '.join(MOMENTS)}; got '{self.server_moments}'")
+            return
         pick_device(self.device)
 
-    def load(self, path: Path | str) -> "HFLanguageModel":
-        return load_model(path, **asdict(self))
+    def load(self, path: Path | str) -> "LanguageModel":
+        """The model at ``path``, or (with ``server``) the served model tokenized by ``path``'s tokenizer."""
+        if self.server is not None:
+            from rotelab.core.server import connect
+
+            self.validate()
+            return connect(self.server, path, long_text=self.long_text, max_length=self.max_length, moments=self.server_moments)
+        return load_model(path, device=self.device, dtype=self.dtype, long_text=self.long_text, trust_remote_code=self.trust_remote_code, allow_pickle=self.allow_pickle, max_length=self.max_length)
 
 
 def load_model(
