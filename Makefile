@@ -21,8 +21,11 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/rotelab demo
 
+# The parallel suite, then the serial stage that needs real services (.ci/services starts two vLLM
+# servers and a Ray head, runs `pytest -m service`, stops them).
 test: $(STAMP)
 	$(BIN)/python -m pytest
+	bash .ci/services $(BIN)/python
 
 # Every benchmark with its defaults (hours on 2 cores; each resumes where it stopped). One thread each:
 # oversubscribed BLAS threads on a shared machine make timings meaningless.
@@ -31,4 +34,4 @@ bench: $(STAMP)
 	for f in bench/*.py; do echo "== $$f"; OMP_NUM_THREADS=1 ROTELAB_THREADS=1 $(BIN)/python $$f || exit 1; done
 
 clean:
-	rm -rf $(VENV) runs bench/results .pytest_cache
+	rm -rf $(VENV) .venv-vllm runs bench/results .pytest_cache

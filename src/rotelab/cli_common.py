@@ -76,6 +76,8 @@ class ModelOpts:
     server_concurrency: Annotated[int, typer.Option("--server-concurrency", help="With --server: requests in flight at once.")] = 8
     server_rate: Annotated[Optional[float], typer.Option("--server-rate", help="With --server: at most this many requests per second (default: no limit).")] = None
     server_timeout: Annotated[float, typer.Option("--server-timeout", help="With --server: seconds to wait for one answer (failures are retried with backoff).")] = 120.0
+    workers: Annotated[int, typer.Option("--workers", help="Fan scoring out over this many Ray workers, each with its own copy of the model (0: in this process).")] = 0
+    ray_address: Annotated[Optional[str], typer.Option("--ray-address", help="With --workers: a Ray cluster's address (ray://host:10001 or auto); default: a local Ray.")] = None
 
     def load_options(self):
         from rotelab.core.models import LoadOptions
@@ -85,7 +87,7 @@ class ModelOpts:
         if self.server is not None or self.server_model is not None:
             server = ServerOptions(self.server or "", self.server_model or "", concurrency=self.server_concurrency, rate=self.server_rate, timeout=self.server_timeout)
         return LoadOptions(device=self.device, dtype=self.dtype, long_text=self.long_text, trust_remote_code=self.trust_remote_code, allow_pickle=self.allow_pickle,
-                           max_length=self.max_length, server=server, server_moments=self.server_moments)
+                           max_length=self.max_length, server=server, server_moments=self.server_moments, workers=self.workers, ray_address=self.ray_address)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -17,7 +17,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -89,6 +89,14 @@ class LanguageModel:
     def forward_logp(self, batch: list[list[int]]) -> list[np.ndarray]:
         """Per text, the (T-1,) log p(x_t | x_<t) alone: what perturbation-based scores need."""
         return [s.logp for s in self.forward_signals(batch)]
+
+    def forward_many(self, kind: str, batches: list[list[list[int]]]) -> Iterator[tuple[int, list]]:
+        """(batch index, outputs) of ``forward_signals`` (kind ``signals``) or ``forward_logp``
+        (``logp``) over many batches, in any order: a distributed backend
+        (:class:`rotelab.core.distributed.RayModel`) runs them in parallel; this one in order."""
+        fn = self.forward_signals if kind == "signals" else self.forward_logp
+        for j, b in enumerate(batches):
+            yield j, fn(b)
 
     @property
     def cache_namespace(self) -> str:
@@ -406,6 +414,8 @@ class LoadOptions:
         path then names only its tokenizer folder.
     server_moments : none | topk | full: what a server's signals carry besides log p
         (:class:`rotelab.core.server.ServerModel`).
+    workers : > 0: scoring fanned out over this many Ray workers, each with its own copy
+        (:class:`rotelab.core.distributed.RayModel`); ``ray_address`` a cluster's (default: local).
     """
 
     device: str | None = None
@@ -416,6 +426,8 @@ class LoadOptions:
     max_length: int | None = None
     server: "ServerOptions | None" = None
     server_moments: str = "none"
+    workers: int = 0
+    ray_address: str | None = None
 
     def validate(self) -> None:
         """One line for a bad value, before anything is loaded or written."""
@@ -425,6 +437,8 @@ class LoadOptions:
             raise RotelabError(f"--long-text must be one of {', '.join(LONG_TEXT_POLICIES)}; got '{self.long_text}'")
         if self.max_length is not None and self.max_length < 2:
             raise RotelabError(f"--max-length must be >= 2; got {self.max_length}")
+        if self.workers < 0:
+            raise RotelabError(f"--workers must be >= 0; got {self.workers}")
         if self.server is not None:
             from rotelab.core.server import MOMENTS
 
@@ -435,7 +449,15 @@ class LoadOptions:
         pick_device(self.device)
 
     def load(self, path: Path | str) -> "LanguageModel":
-        """The model at ``path``, or (with ``server``) the served model tokenized by ``path``'s tokenizer."""
+        """The model at ``path``, or (with ``server``) the served model tokenized by ``path``'s
+        tokenizer; with ``workers``, fanned out over Ray workers."""
+        if self.workers:
+            from dataclasses import replace
+
+            from rotelab.core.distributed import RayModel
+
+            one = replace(self, workers=0, ray_address=None)
+            return RayModel(one.load(path), path, one, workers=self.workers, address=self.ray_address)
         if self.server is not None:
             from rotelab.core.server import connect
 

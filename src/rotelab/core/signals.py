@@ -346,9 +346,9 @@ def iter_signals(
     pending: dict[int, dict[int, TokenSignals]] = {}
     with bar_(disable=not progress) as bar:
         task = bar.add_task("signals", total=len(pieces))
-        for b in range(0, len(pieces), batch_size):
-            chunk = pieces[b : b + batch_size]
-            outs = lm.forward_signals([p[2][0] for p in chunk])
+        chunks = [pieces[b : b + batch_size] for b in range(0, len(pieces), batch_size)]
+        for j, outs in lm.forward_many("signals", [[p[2][0] for p in c] for c in chunks]):
+            chunk = chunks[j]
             done_now: list[int] = []
             for (i, k, (window, keep)), sig in zip(chunk, outs):
                 if keep < sig.n_scored:  # later window: keep only the new predictions
