@@ -53,3 +53,22 @@ def test_a_killed_worker_loses_and_duplicates_nothing(ray_model, gpt2_lm, tmp_pa
     want = compute_signals(gpt2_lm, texts, progress=False)
     for t, w in zip(texts, want):
         np.testing.assert_allclose(cache.get(gpt2_lm, t).logp, w.logp, atol=1e-6)
+
+
+def test_multi_pass_attacks_fan_out_and_equal_local(ray_model, gpt2_lm, tmp_path):
+    """Variant / prefix passes (ReCaLL here) go to the workers as many batches at once."""
+    import rotelab
+    from rotelab.core.runs import read_parquet
+    from rotelab.membership.passes import logp_many
+
+    seqs = gpt2_lm.tokenize(TEXTS[:40])
+    batches = [seqs[i : i + 8] for i in range(0, 40, 8)]
+    got = dict(logp_many(ray_model, batches))
+    for j, b in enumerate(batches):
+        for x, y in zip(got[j], (gpt2_lm.forward_logp([s])[0] for s in b)):
+            np.testing.assert_allclose(x, y, atol=1e-5)
+    kw = dict(attacks="loss,recall", prefix_pool=TEXTS[80:86], cache=None, progress=False)
+    rotelab.mia(ray_model, TEXTS[:20], TEXTS[40:60], out=tmp_path / "ray", **kw)
+    rotelab.mia(gpt2_lm, TEXTS[:20], TEXTS[40:60], out=tmp_path / "local", **kw)
+    a, b = read_parquet(tmp_path / "ray" / "scores.parquet"), read_parquet(tmp_path / "local" / "scores.parquet")
+    np.testing.assert_allclose(np.asarray(a["recall"], float), np.asarray(b["recall"], float), atol=1e-5)

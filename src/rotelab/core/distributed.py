@@ -15,6 +15,7 @@ machine; a cluster's address (``ray://host:10001`` or ``auto``) fans out over it
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, Sequence
 
@@ -75,7 +76,8 @@ class RayModel(LanguageModel):
         self.source = getattr(local, "source", None)
         if not ray.is_initialized():
             try:
-                ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False, **({"num_cpus": workers} if address is None else {}))
+                local = {"num_cpus": max(workers, os.cpu_count() or 1)} if address is None else {}
+                ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False, **local)
             except Exception as e:  # ray raises many types; the user needs one line
                 raise RotelabError(f"--ray-address {address or '(local)'}: cannot start or reach Ray ({type(e).__name__}: {str(e).splitlines()[0][:160]})") from None
         Worker = _worker_class()

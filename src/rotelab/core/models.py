@@ -52,8 +52,8 @@ class LanguageModel:
     long_text: str
     backend = "abstract"
 
-    def require(self, needed: Access, *, method: str) -> None:
-        require(self.access, needed, method=method, backend=self.backend)
+    def require(self, needed: Access, *, method: str, remaining: str | None = None) -> None:
+        require(self.access, needed, method=method, backend=self.backend, remaining=remaining)
 
     def describe(self) -> dict:
         """What a run's manifest records about the model: name, backend, context and its source."""

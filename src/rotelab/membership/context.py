@@ -14,7 +14,7 @@ import numpy as np
 from rotelab.core.access import Access
 from rotelab.core.signals import TokenSignals, compute_signals
 from rotelab.errors import RotelabError
-from rotelab.membership.passes import PASSES, checkpointed_map, logp_of_id_lists
+from rotelab.membership.passes import PASSES, checkpointed_map, logp_many
 
 if TYPE_CHECKING:
     from rotelab.core.cache import SignalCache
@@ -126,15 +126,15 @@ class AttackContext:
             self.run.note(f"long_text_{label}", counts[0].as_dict(), say=f"{label}: {counts[0].message()}")
         return out
 
-    def checkpointed(self, label: str, items: Sequence[Any], fn: Callable[[list[Any]], Sequence[np.ndarray]], *, length: Callable[[Any], int] = len) -> list[np.ndarray]:
-        """``fn`` over length-sorted batches of ``items`` (one 1-D array per item, input order),
-        each batch saved under ``<run>/passes/<label>`` (see :func:`~rotelab.membership.passes.checkpointed_map`)."""
-        return checkpointed_map(fn, items, folder=pass_folder(self.run, label), batch_size=self.config.batch_size, length=length, progress=self.progress, label=label)
+    def checkpointed(self, label: str, items: Sequence[Any], fn: Callable[[list[Any]], Sequence[np.ndarray]] | None, *, length: Callable[[Any], int] = len, many=None) -> list[np.ndarray]:
+        """``fn`` (or ``many``) over length-sorted batches of ``items`` (one 1-D array per item, input
+        order), each batch saved under ``<run>/passes/<label>`` (see :func:`~rotelab.membership.passes.checkpointed_map`)."""
+        return checkpointed_map(fn, items, folder=pass_folder(self.run, label), batch_size=self.config.batch_size, length=length, progress=self.progress, label=label, many=many)
 
     def logp_pass(self, label: str, seqs: Sequence[Sequence[int]]) -> list[np.ndarray]:
         """(T-1,) log-probs of each token-id list under the target, checkpointed per batch; lists
         longer than the context follow the model's long-text policy, as the signals do."""
-        return self.checkpointed(label, seqs, lambda batch: logp_of_id_lists(self.lm, batch, batch_size=len(batch)))
+        return self.checkpointed(label, seqs, None, many=lambda batches: logp_many(self.lm, batches, label=label))
 
 
 def pass_folder(run: "RunFolder | None", label: str) -> Path | None:

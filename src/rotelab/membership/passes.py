@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence, TypeVar
 
 import numpy as np
 
-from rotelab.core.batching import map_sorted
+from rotelab.core.batching import length_sorted_batches
 from rotelab.core.io import atomic_write_bytes
 from rotelab.core.signals import plan_long_texts
 
@@ -52,11 +52,14 @@ def checkpointed_map(
     key: Callable[[X], bytes] = ids_key,
     progress: bool = False,
     label: str = "batches",
+    many: "Callable[[list[list[X]]], Iterator[tuple[int, Sequence[np.ndarray]]]] | None" = None,
 ) -> list[np.ndarray]:
     """``fn`` over length-sorted batches of ``items``: one 1-D array per item, in input order.
 
     With ``folder``, each batch's results go to ``folder/<first>-<n>.npz`` (indices, input
     digests, lengths, values; no pickle) and results saved there by an earlier call are reused.
+    ``many`` (instead of ``fn``): all remaining batches at once, results as (batch index,
+    outputs) in any order, e.g. from Ray workers (:func:`logp_many`); each is saved as it comes.
 
     >>> import tempfile
     >>> d = Path(tempfile.mkdtemp())
@@ -67,20 +70,24 @@ def checkpointed_map(
     >>> [a.tolist() for a in checkpointed_map(never, [[1, 2], [3]], folder=d, batch_size=1)]
     [[2.0, 4.0], [6.0]]
     """
+    from rotelab.core.console import progress as bar_
+
     digests = np.array([_digest(key(x)) for x in items] if folder is not None else [], dtype=np.uint64)
     out: list[np.ndarray | None] = [None] * len(items)
     if folder is not None:
         _read_chunks(folder, digests, out)
     todo = [i for i in range(len(items)) if out[i] is None]
-
-    def run(batch: list[int]) -> list[np.ndarray]:
-        res = [np.asarray(r).reshape(-1) for r in fn([items[i] for i in batch])]
-        if folder is not None:
-            _write_chunk(folder, batch, digests[batch], res)
-        return res
-
-    for i, r in zip(todo, map_sorted(run, todo, batch_size=batch_size, length=lambda i: length(items[i]), progress=progress, label=label)):
-        out[i] = r
+    batches = [[todo[j] for j in b] for b in length_sorted_batches([length(items[i]) for i in todo], batch_size)]
+    run = many or (lambda bs: ((j, fn(b)) for j, b in enumerate(bs)))
+    with bar_(disable=not progress) as bar:
+        task = bar.add_task(label, total=len(todo))
+        for j, outs in run([[items[i] for i in b] for b in batches]):
+            res = [np.asarray(r).reshape(-1) for r in outs]
+            if folder is not None:
+                _write_chunk(folder, batches[j], digests[batches[j]], res)
+            for i, r in zip(batches[j], res):
+                out[i] = r
+            bar.advance(task, len(res))
     return out  # type: ignore[return-value]
 
 
@@ -102,21 +109,30 @@ def _read_chunks(folder: Path, digests: np.ndarray, out: list) -> None:
                 out[i] = v
 
 
-def logp_of_id_lists(lm: "LanguageModel", seqs: Sequence[Sequence[int]], *, batch_size: int = 64, progress: bool = False, label: str = "variants") -> list[np.ndarray]:
-    """Per token-id list, its (T-1,) log-probs, in input order (length-sorted batches).
+def logp_many(lm: "LanguageModel", batches: list[list[Sequence[int]]], *, label: str = "variants") -> Iterator[tuple[int, list[np.ndarray]]]:
+    """(batch index, per token-id list its (T-1,) log-probs) for many batches, in any order: all
+    batches go to the backend at once (:meth:`~rotelab.core.models.LanguageModel.forward_many`),
+    so a Ray backend scores them on all its workers.
 
     A list longer than the context is scored as the signal pass scores a text under the model's
     long-text policy (:func:`rotelab.core.signals.plan_long_texts`): truncated, or in overlapping
-    windows whose new predictions are joined. A variant of a text then lines up token for token
-    with the text's own signals.
+    windows whose new predictions are joined (its windows stay in its batch). A variant of a text
+    then lines up token for token with the text's own signals.
     """
-    plans, _ = plan_long_texts([list(s) for s in seqs], [f"{label} {i}" for i in range(len(seqs))], lm.long_text, lm.max_length)
-    pieces = [(i, window, keep) for i, plan in enumerate(plans) for window, keep in plan]
-    lps = map_sorted(lm.forward_logp, [w for _, w, _ in pieces], batch_size=batch_size, progress=progress, label=label)
-    parts: list[list[np.ndarray]] = [[] for _ in seqs]
-    for (i, _, keep), lp in zip(pieces, lps):
-        parts[i].append(lp[-keep:] if keep < len(lp) else lp)
-    return [p[0] if len(p) == 1 else np.concatenate(p) for p in parts]
+    pieces = []
+    for b in batches:
+        plans, _ = plan_long_texts([list(s) for s in b], [f"{label} {i}" for i in range(len(b))], lm.long_text, lm.max_length)
+        pieces.append([(i, window, keep) for i, plan in enumerate(plans) for window, keep in plan])
+    for j, lps in lm.forward_many("logp", [[w for _, w, _ in p] for p in pieces]):
+        parts: list[list[np.ndarray]] = [[] for _ in batches[j]]
+        for (i, _, keep), lp in zip(pieces[j], lps):
+            parts[i].append(lp[-keep:] if keep < len(lp) else lp)
+        yield j, [p[0] if len(p) == 1 else np.concatenate(p) for p in parts]
+
+
+def logp_of_id_lists(lm: "LanguageModel", seqs: Sequence[Sequence[int]], *, batch_size: int = 64, progress: bool = False, label: str = "variants") -> list[np.ndarray]:
+    """Per token-id list, its (T-1,) log-probs, in input order (length-sorted batches; see :func:`logp_many`)."""
+    return checkpointed_map(None, seqs, folder=None, batch_size=batch_size, progress=progress, label=label, many=lambda bs: logp_many(lm, bs, label=label))  # type: ignore[arg-type]
 
 
 @contextmanager

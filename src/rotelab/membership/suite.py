@@ -29,8 +29,9 @@ if TYPE_CHECKING:
 
 def check_access(lm: "LanguageModel", attacks: list[str]) -> None:
     """Refuse, before any pass, an attack the backend cannot serve."""
+    runnable = ",".join(n for n in ATTACKS if ATTACKS[n].needs in lm.access) or "none"
     for a in attacks:
-        lm.require(ATTACKS[a].needs, method=f"attack '{a}'")
+        lm.require(ATTACKS[a].needs, method=f"attack '{a}'", remaining=f"--attacks {runnable}")
 
 
 def score_attacks(ctx: AttackContext, attacks: list[str], run: RunFolder | None = None) -> dict[str, np.ndarray]:

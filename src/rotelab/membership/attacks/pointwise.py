@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from rotelab.core.access import Access
 from rotelab.core.signals import TokenSignals
 from rotelab.membership.attacks import register_attack
 
@@ -68,7 +69,7 @@ def mink(ctx: "AttackContext") -> np.ndarray:
     return np.array([mink_score(s, k=ctx.config.k) for s in ctx.signals])
 
 
-@register_attack("minkpp", single_pass=True, order=40)
+@register_attack("minkpp", needs=Access.DISTRIBUTION, single_pass=True, order=40)
 def minkpp(ctx: "AttackContext") -> np.ndarray:
     """Mean of the lowest k% standardised token log-probs."""
     return np.array([minkpp_score(s, k=ctx.config.k) for s in ctx.signals])

@@ -19,7 +19,7 @@ from rotelab.core.signals import TokenSignals, compute_signals
 from rotelab.errors import RotelabError
 from rotelab.membership.attacks import minkpp_score
 from rotelab.membership.context import pass_folder
-from rotelab.membership.passes import checkpointed_map, clear_passes, logp_of_id_lists, run_cache
+from rotelab.membership.passes import checkpointed_map, clear_passes, logp_many, run_cache
 from rotelab.membership.perturb import Neighbours, build_neighbours, make_variants
 from rotelab.membership.remind.classify import STATES, assign_folds, cv_proba, fit_proba, state_metrics
 from rotelab.membership.remind.landscape import ProbeConfig, landscape_features
@@ -71,7 +71,7 @@ def probe_samples(
             v, m[(j, p)] = make_variants(s.token_ids, nb, k=cfg.k, p=p, j=j, rng=rng)
             seqs += v
         masks.append(m)
-    out_lp = checkpointed_map(lambda b: logp_of_id_lists(lm, b, batch_size=len(b)), seqs, folder=passes, batch_size=batch_size, progress=progress, label="REMIND variants")
+    out_lp = checkpointed_map(None, seqs, folder=passes, batch_size=batch_size, progress=progress, label="REMIND variants", many=lambda bs: logp_many(lm, bs, label="REMIND variants"))  # type: ignore[arg-type]
     feats, at = [], 0
     for s, m in zip(sig, masks):
         var = {}
@@ -112,7 +112,8 @@ def _features(lm: "LanguageModel", samples: list["Sample"], nb: Callable[[], Nei
     cols = {k: np.array([f[k] for f in feats]) for k in feats[0]}
     base = f"dl_mean_j{cfg.probe.ranks[0]}_p{cfg.probe.base_rate:g}"
     cols["b_loss"] = -cols["loss"]
-    cols["b_minkpp"] = np.array([minkpp_score(s) for s in sig])
+    if Access.DISTRIBUTION in lm.access:  # a server without --server-moments gives no moments
+        cols["b_minkpp"] = np.array([minkpp_score(s) for s in sig])
     cols["b_neighbourhood"] = cols[base]  # mean NLL(neighbours) - NLL(x): Mattern et al. 2023
     if Access.GENERATION in lm.access:
         cols["b_rouge_l"] = rouge_continuation(lm, sig, n_new=cfg.continuation, batch_size=cfg.batch_size, passes=pass_folder(run, f"{label} rouge"))
@@ -170,7 +171,8 @@ def run_remind(
         probs = {}
         for b in BASELINES:
             if f"b_{b}" not in cols:
-                metrics["baselines"][b] = {"auc_forgotten_vs_holdout": None, "reason": f"the {lm.backend} backend offers no generation"}
+                needs = "generation" if b == "rouge_l" else "the next-token distribution (--server-moments)"
+                metrics["baselines"][b] = {"auc_forgotten_vs_holdout": None, "reason": f"the {lm.backend} backend offers no {needs}"}
                 continue
             Pb = cv_proba(cols[f"b_{b}"].reshape(-1, 1).astype(float), y, fold, config.C)
             probs[b] = Pb
@@ -203,7 +205,7 @@ def _paraphrase_row(lm, paraphrases, nb, cols_orig, X, y, names, config: RemindC
     cols = read_parquet(run.file("paraphrase_features.parquet"))
     P = fit_proba(X, y, np.column_stack([cols[k] for k in names]).astype(float), config.C)
     row = {"remind": state_metrics(P, yp, seed=config.seed)}
-    for b in ("loss", "minkpp"):
+    for b in (b for b in ("loss", "minkpp") if f"b_{b}" in cols):
         # Fitted on the originals' score too: the same question for every method.
         xb = np.asarray(cols_orig[f"b_{b}"], dtype=float).reshape(-1, 1)
         Pb = fit_proba(xb, y, cols[f"b_{b}"].reshape(-1, 1).astype(float), config.C)
