@@ -84,8 +84,9 @@ def swap_scores(mlm: MaskedLM, ids: Sequence[int], *, seed: int, rows: int = 819
     """(position, candidate id, score) of every candidate swap, in position then rank order."""
     import torch
 
-    special = set(mlm.tokenizer.all_special_ids)
-    pos = [i for i in range(1, len(ids)) if ids[i] not in special]
+    special = set(mlm.tokenizer.all_special_ids)  # never a replacement
+    frame = special - {mlm.tokenizer.unk_token_id}  # never replaced ([CLS], [SEP], padding: no span in the text)
+    pos = [i for i in range(1, len(ids)) if ids[i] not in frame]
     if not pos:
         return []
     x = torch.tensor([list(ids)])  # (1, T)
