@@ -29,7 +29,7 @@ class MIAConfig:
     """Every attack's options (written verbatim to the manifest; each enters the run's identity)."""
 
     k: float = 0.2  # Min-K% / Min-K%++ share of lowest tokens
-    n_neighbours: int = 16  # Neighbourhood: K neighbours (the K curve is in bench/membership_attacks.py)
+    n_neighbours: int = 16  # Neighbourhood: K neighbours (AUC flat from K = 16 to 50: bench/membership_attacks.py)
     swap_rate: float = 0.1  # Neighbourhood, embedding generator: swap probability p
     rank: int = 1  # Neighbourhood, embedding generator: j-th nearest neighbour
     recall_shots: int = 4  # ReCaLL / Con-ReCaLL: pool passages offered as whole shots
