@@ -80,3 +80,20 @@ def test_sequence_shorter_than_a_patch_is_nan_not_zero():
 def test_general_alpha_path_in_patch_mbe():
     h = torch.randn(1, 16, 12)
     assert patch_mbe(h, alpha=2.0).item() == pytest.approx(patch_mbe(h, alpha=2.0 + 1e-9).item(), abs=1e-3)
+
+
+def test_epsilon_bias_is_the_documented_one_and_vanishes_at_unit_norms():
+    """ε = 1e-5 is absolute (the author's code): at a random-init model's hidden-state norms it
+    biases H₂ by 2 log(1 + ε/tr G) − log(1 + ε/‖G‖_F²), about −2e-3 nats; at unit norms, < 1e-5."""
+    torch.manual_seed(3)
+    z = torch.randn(4, 8, 64, dtype=torch.float64)  # 4 patches, P = 8, D = 64
+    exact = matrix_renyi(z, alpha=2.0).double()  # eigenvalues of G / tr G: no ε reaches the α = 2 value
+    assert torch.allclose(mbe_alpha2(z, eps=0.0).double(), exact, atol=1e-5)
+    assert (mbe_alpha2(z).double() - exact).abs().max() < 1e-5  # unit-order norms: tr G ≈ 512
+    small = 0.02 * z  # GPT-2's embedding init std
+    g = small @ small.transpose(-1, -2)
+    tr, fro2 = g.diagonal(dim1=-2, dim2=-1).sum(-1), (g * g).sum((-1, -2))
+    predicted = 2 * torch.log1p(1e-5 / tr) - torch.log1p(1e-5 / fro2)
+    bias = mbe_alpha2(small).double() - exact
+    assert torch.allclose(bias, predicted, atol=2e-6)  # float32 round-off of the value itself
+    assert (-3e-3 < bias).all() and (bias < -1e-3).all()

@@ -9,6 +9,8 @@ import pytest
 from typer.testing import CliRunner
 
 from rotelab.core.data import write_jsonl
+from rotelab.core.models import load_model
+from rotelab.core.stats import roc_auc
 from rotelab.core.runs import read_parquet
 from rotelab.core.io import read_json
 from rotelab.membership.cli import mia_app, remind_app
@@ -98,4 +100,14 @@ def test_mia_run_works_on_any_causal_lm_folder(arch_dirs, tmp_path, arch):
                                 "--out", str(tmp_path / "o"), "--json", "--no-cache", "-q"])
     assert r.exit_code == 0, r.output
     m = json.loads(r.stdout)
-    assert all(m[a]["auc"] is not None for a in ("loss", "lowercase", "neighbourhood", "recall", "gradnorm"))
+    attacks = ("loss", "lowercase", "neighbourhood", "recall", "gradnorm")
+    assert all(m[a]["n_members"] == 6 and m[a]["n_nonmembers"] == 6 and 0 <= m[a]["auc"] <= 1 for a in attacks)
+    # The scores of a random model are meaningless, but they are the formulas of its own log-probs.
+    t = read_parquet(tmp_path / "o" / "scores.parquet")
+    assert all(np.isfinite(t[a]).all() for a in attacks) and (t["gradnorm"] < 0).all()
+    lm = load_model(arch_dirs[arch])
+    texts = [json.loads(x)["text"] for f in ("m.jsonl", "n.jsonl") for x in (tmp_path / f).read_text().splitlines()]
+    nll = np.array([-lm.forward_logp([ids])[0].mean() for ids in lm.tokenize(texts)])
+    nll_lower = np.array([-lm.forward_logp([ids])[0].mean() for ids in lm.tokenize([x.lower() for x in texts])])
+    assert np.allclose(t["loss"], -nll, atol=1e-5) and np.allclose(t["lowercase"], nll_lower / nll, rtol=1e-5)
+    assert m["loss"]["auc"] == pytest.approx(roc_auc(-nll, np.r_[np.ones(6), np.zeros(6)]))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import zlib
 
 import numpy as np
@@ -31,11 +30,14 @@ def test_loss_and_zlib_match_cross_entropy(fixed):
     assert A.zlib_score(sig, text) == pytest.approx(-nll / len(zlib.compress(text.encode())), abs=1e-6)
 
 
-def test_mink_is_mean_of_lowest_ceil_k_n(fixed):
+def test_mink_averages_the_floor_of_k_n_lowest_as_the_original_code(fixed):
+    """int(n k) tokens, as swj0419/detect-pretrain-code, zjysteven/mink-plus-plus and MIMIR (this
+    test enforced ceil(k n) before: the wrong formula, which changed most scores)."""
     logits, tgt, sig = fixed
-    lp = torch.log_softmax(logits, -1).gather(1, tgt[:, None])[:, 0]
-    n = math.ceil(0.2 * 9)  # 2 of 9 tokens
-    assert A.mink_score(sig, k=0.2) == pytest.approx(lp.sort().values[:n].mean().item(), abs=1e-5)
+    lp = torch.log_softmax(logits, -1).gather(1, tgt[:, None])[:, 0].sort().values  # 9 tokens
+    assert A.mink_score(sig, k=0.3) == pytest.approx(lp[:2].mean().item(), abs=1e-5)  # int(2.7) = 2
+    assert A.mink_score(sig, k=0.2) == pytest.approx(lp[0].item(), abs=1e-5)  # int(1.8) = 1
+    assert A.mink_score(sig, k=0.1) == pytest.approx(lp[0].item(), abs=1e-5)  # int(0.9) = 0: at least one
     assert A.mink_score(sig, k=1.0) == pytest.approx(lp.mean().item(), abs=1e-5)
 
 
@@ -48,7 +50,7 @@ def test_minkpp_mean_and_std_match_the_full_distribution(fixed):
     var = (dist.probs * (logp_all - mu[:, None]) ** 2).sum(-1)
     assert np.allclose(sig.sigma, var.sqrt().numpy(), atol=1e-4)
     z = (logp_all.gather(1, tgt[:, None])[:, 0] - mu) / var.sqrt()
-    assert A.minkpp_score(sig, k=0.3) == pytest.approx(z.sort().values[: math.ceil(0.3 * 9)].mean().item(), abs=1e-4)
+    assert A.minkpp_score(sig, k=0.3) == pytest.approx(z.sort().values[:2].mean().item(), abs=1e-4)  # int(2.7) = 2
 
 
 def test_pairwise_formulas_orientation():

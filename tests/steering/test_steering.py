@@ -182,7 +182,8 @@ def test_probe_separates_classes_on_micro_model(gpt2_lm):
     assert max(r["auroc"] for r in rows) > 0.9
     best = next(r for r in rows if r["layer"] == probe.layer and r["position"] == probe.position)
     X = acts[probe.position][probe.layer]
-    assert (probe.p_mem(X[te]) > 0.5).astype(int).tolist() == y[te].tolist() or best["auroc"] > 0.95
+    assert (probe.p_mem(X[te]) > 0.5).astype(int).tolist() == y[te].tolist()  # every held-out prompt classified right
+    assert best["auroc"] > 0.95
     np.testing.assert_allclose(probe.mu_mem, X[tr][y[tr] == 1].mean(0), rtol=1e-5)
 
 
@@ -193,7 +194,7 @@ def test_probe_with_shuffled_labels_is_near_chance(gpt2_lm):
     acts = collect_activations(gpt2_lm, texts)
     tr, te = split_indices(y, test_share=0.3, seed=0)
     _, rows = train_probe(acts, y, tr, te, n_boot=50)
-    assert min(r["auroc"] for r in rows) < 0.8
+    assert all(abs(r["auroc"] - 0.5) < 0.25 for r in rows), [r["auroc"] for r in rows]  # no block nor position separates random labels (0.32-0.36 measured)
 
 
 def test_probe_save_load_roundtrip(tmp_path, gpt2_lm):

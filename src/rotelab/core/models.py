@@ -511,3 +511,31 @@ def load_model(
 # Letters, digits, punctuation, accents and CJK: a tokenizer that belongs to the model maps it
 # into the embedding rows.
 _PROBE_TEXT = "The quick brown fox, 1994: naïve café — 東京."
+
+
+def vocab_size(lm: LanguageModel) -> int:
+    """How many token ids the model scores (its input embedding rows), through a log-probs-only
+    wrapper too: the size of a per-token table such as DC-PDD's frequencies."""
+    inner = lm._inner if isinstance(lm, LogprobsOnlyModel) else lm
+    n = getattr(inner, "n_embeddings", None)
+    if not isinstance(n, int):
+        raise RotelabError(f"the {lm.backend} backend does not report its vocabulary size")
+    return n
+
+
+def load_masked_lm(path: Path | str, *, device: str | None = "cpu", trust_remote_code: bool = False, allow_pickle: bool = False):
+    """A masked LM folder (BERT, RoBERTa, DistilBERT, ...) as ``(model, tokenizer, fingerprint)``,
+    under the rules of :func:`load_model`: safetensors unless ``allow_pickle``, no remote code
+    unless ``trust_remote_code``, one line naming the folder for anything it cannot load."""
+    from transformers import AutoModelForMaskedLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    p = resolve_model_dir(path)
+    safetensors = _check_weights(p, allow_pickle)
+    hf_logging.set_verbosity_error()
+    try:
+        tok = AutoTokenizer.from_pretrained(p, trust_remote_code=trust_remote_code)
+        model = AutoModelForMaskedLM.from_pretrained(p, trust_remote_code=trust_remote_code, use_safetensors=safetensors)
+    except Exception as e:  # transformers raises many types; the user needs one line
+        raise RotelabError(f"{p}: cannot load a masked language model ({type(e).__name__}: {str(e).splitlines()[0][:200]})") from None
+    return model.to(pick_device(device)).eval(), tok, fingerprint_folder(p)

@@ -1,10 +1,13 @@
 """``rotelab.mia``: the membership suite as one Python call (``rotelab mia run`` calls it once).
 
 It validates every input (config, attack names, overlap of the sets by text and by id, each
-chosen attack's resources), loads the models, and only then opens the run folder, so bad input
-never leaves a folder behind. Given a testbed (its folder, its ``model/`` or an unlearning folder
-built from it), the reference model and the ReCaLL prefix pool come from the testbed unless an
-option names others; the manifest records which were used.
+chosen attack's resources and their overlap with the scored sets, each attack's own check),
+loads the models, and only then opens the run folder, so bad input never leaves a folder behind.
+Given a testbed (its folder, its ``model/`` or an unlearning folder built from it), the reference
+model, the prefix pools and the DC-PDD frequency corpus come from the testbed unless an option
+names others; the manifest records which were used. ``attacks="all"`` runs every attack the
+backend and the resources allow and notes the others with what they need; a named attack that
+cannot run is refused.
 """
 
 from __future__ import annotations
@@ -15,17 +18,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 from rotelab.core.api import DEFAULT_CACHE, as_model, as_samples, resolve_cache
-from rotelab.core.data import Sample, check_disjoint
+from rotelab.core.data import Sample, check_disjoint, read_jsonl
 from rotelab.core.models import LoadOptions
 from rotelab.core.signals import refuse_long_texts
 from rotelab.membership.context import MIAConfig
 
 if TYPE_CHECKING:
+    from rotelab.core.access import Access
     from rotelab.core.cache import SignalCache
     from rotelab.core.models import LanguageModel
     from rotelab.testbed.folder import Testbed
 
 Data = Path | str | Sequence[Sample] | Sequence[str]
+POOLS = {"prefix_pool": "prefix_texts", "member_prefix_pool": "member_prefix_texts", "frequency_corpus": "frequency_texts"}  # text resources -> context field
 
 
 def mia(
@@ -38,7 +43,10 @@ def mia(
     config: MIAConfig = MIAConfig(),
     reference: "LanguageModel | Path | str | None" = None,
     prefix_pool: Data | None = None,
+    member_prefix_pool: Data | None = None,
+    frequency_corpus: Data | None = None,
     embedding_model: "LanguageModel | Path | str | None" = None,
+    neighbour_model: Path | str | None = None,
     load: LoadOptions = LoadOptions(),
     cache: "SignalCache | None | object" = DEFAULT_CACHE,
     overwrite: bool = False,
@@ -52,72 +60,151 @@ def mia(
         unlearning folder (opened with ``load``).
     members, nonmembers : JSONL paths, :class:`~rotelab.core.data.Sample` lists or strings;
         default ids are ``members:<line>`` / ``nonmembers:<line>``. No text or id in both.
-    attacks : ``all`` or a comma list (``rotelab mia attacks`` lists them).
-    reference, prefix_pool, embedding_model : resources some attacks require (``reference``,
-        ``recall``, a query-only target's ``neighbourhood``); default: the testbed's.
+    attacks : ``all`` (every attack the backend and resources allow) or a comma list
+        (``rotelab mia attacks`` lists them).
+    reference : the ``reference`` attack's model (same tokenizer).
+    prefix_pool, member_prefix_pool : known non-members (ReCaLL, Con-ReCaLL) and known members
+        (Con-ReCaLL); neither may share a text or id with the scored sets.
+    frequency_corpus : DC-PDD's reference text for token frequencies (disjoint from the scored sets).
+    embedding_model : token embeddings for a query-only target's neighbourhood.
+    neighbour_model : a local masked-LM folder: the Neighbourhood attack's generator (the paper's)
+        instead of embedding-neighbour swaps.
+        Every resource defaults to the testbed's when the model is a testbed.
     config : attack options, batch size and seed.
     cache : the signal cache (default: the user's; None: none, batches are kept in the run).
     overwrite : recompute when ``out`` holds results of other inputs or options.
 
     Returns
     -------
-    ``metrics.json``'s content: per attack AUC, intervals, TPR at low FPR; the bag-of-words check.
+    ``metrics.json``'s content: per attack AUC, intervals, TPR at low FPR (and what the attack
+    recorded under ``details``); the bag-of-words check.
 
     >>> # rotelab.mia("runs/demo/testbed", "members.jsonl", "nonmembers.jsonl", attacks="loss,minkpp")
     """
     from rotelab.core.runs import open_run
     from rotelab.membership.attacks import ATTACKS, resolve_attacks
-    from rotelab.membership.context import check_resources, check_same_tokenizer
+    from rotelab.membership.context import AttackContext, check_resources, check_same_tokenizer
     from rotelab.membership.suite import check_access, run_mia
     from rotelab.report import build_report
 
     config.validate()
     load.validate()
+    everything = attacks.strip() == "all"
     names = resolve_attacks(attacks)
-    chosen = [ATTACKS[a] for a in names]
-    needed = {r for a in chosen for r in a.requires}
     mem, non = as_samples(members, role="members"), as_samples(nonmembers, role="nonmembers")
     check_disjoint(mem, non, "--members and --nonmembers")
+    scored = mem + non
     tb = testbed_of(model)
-    companions: dict[str, str] = {}
-    if "reference" in needed and reference is None and tb is not None and tb.reference is not None:
-        reference = companions["reference"] = tb.reference
-    if "prefix_pool" in needed and prefix_pool is None and tb is not None and tb.split("prefix_pool") is not None:
-        prefix_pool = companions["prefix_pool"] = tb.split("prefix_pool")
-    supplied = {k for k, v in (("reference", reference), ("prefix_pool", prefix_pool), ("embeddings", embedding_model)) if v is not None}
-    check_resources(chosen, supplied)
-    pool = None
-    if "prefix_pool" in needed:
-        pool = as_samples(prefix_pool, role="prefix_pool")  # type: ignore[arg-type]
-        check_disjoint(pool, mem + non, "--prefix-pool and the evaluated sets")
-    texts = [s.text for s in mem + non]
+    given: dict[str, Any] = {"reference": reference, "prefix_pool": prefix_pool, "member_prefix_pool": member_prefix_pool,
+                             "frequency_corpus": frequency_corpus, "embeddings": embedding_model}
+    needed = {r for a in names for r in ATTACKS[a].requires}
+    companions = fill_from_testbed(tb, given, needed, scored)
+    supplied = {k for k, v in given.items() if v is not None} | ({"embeddings"} if neighbour_model is not None else set())
+    skipped: dict[str, str] = {}
+    if everything:
+        names, skipped = runnable(names, supplied)
+    check_resources([ATTACKS[a] for a in names], supplied)
+    needed = {r for a in names for r in ATTACKS[a].requires}
+    pools = {r: pool_samples(given[r], r, scored) for r in POOLS if r in needed}
+    texts = [s.text for s in scored]
 
     lm = as_model(model, load)
     check_fits(lm, {"--members": (members, mem), "--nonmembers": (nonmembers, non)})
+    if everything:
+        names, more = runnable(names, supplied, lm.access)
+        skipped |= more
     check_access(lm, names)
-    check_resources(chosen, supplied, lm.access)
-    ref = emb = None
+    check_resources([ATTACKS[a] for a in names], supplied, lm.access)
+    ref = emb = mlm = None
     if "reference" in needed:
-        ref = as_model(reference, load)  # type: ignore[arg-type]
+        ref = as_model(given["reference"], load)
         check_same_tokenizer(lm, ref, texts, "--reference")
-    if "embeddings" in needed and embedding_model is not None:
+    if "neighbourhood" in names and neighbour_model is not None:
+        from rotelab.membership.mlm import MaskedLM
+
+        mlm = MaskedLM.load(neighbour_model, trust_remote_code=load.trust_remote_code, allow_pickle=load.allow_pickle)
+    elif "embeddings" in needed and embedding_model is not None:
         emb = as_model(embedding_model, LoadOptions(device="cpu", trust_remote_code=load.trust_remote_code, allow_pickle=load.allow_pickle))
         check_same_tokenizer(lm, emb, texts, "--embedding-model")
+    resources = {"reference": ref, "embedding_from": emb, "neighbour_model": mlm, **{POOLS[r]: [s.text for s in p] for r, p in pools.items()}}
+    dry = AttackContext(lm, texts, [], config, **resources)  # no signals yet: each attack's own check
+    for a in names:
+        if ATTACKS[a].check is not None:
+            ATTACKS[a].check(dry)
 
     options = dict(
         model=describe_model(model, lm), members=describe(members, mem), nonmembers=describe(nonmembers, non), attacks=names,
-        reference=describe_model(reference, ref) if ref else None, prefix_pool=describe(prefix_pool, pool) if pool else None,
+        reference=describe_model(given["reference"], ref) if ref else None,
+        **{r: describe(given[r], p) for r, p in pools.items()},
         embedding_model=describe_model(embedding_model, emb) if emb else None,
+        neighbour_generator=None if "neighbourhood" not in names else ("mlm" if mlm else "embedding-swap"),
+        neighbour_model=mlm.source if mlm else None,
         **{k: v for k, v in asdict(config).items() if k != "seed"}, long_text=lm.long_text, dtype=str(getattr(lm, "dtype", "")),
     )
-    inputs = {k: v for k, v in (("members", members), ("nonmembers", nonmembers), ("prefix_pool", prefix_pool if pool else None)) if isinstance(v, (str, Path))}
-    models = {k: m for k, m in (("model", lm), ("reference", ref), ("embedding_model", emb)) if m is not None}
+    inputs = {"members": members, "nonmembers": nonmembers, **{r: given[r] for r in pools}}
+    inputs = {k: v for k, v in inputs.items() if isinstance(v, (str, Path))}
+    models = {k: m for k, m in (("model", lm), ("reference", ref), ("embedding_model", emb), ("neighbour_model", mlm.fingerprint if mlm else None)) if m is not None}
     with open_run(out, "mia run", options, seed=config.seed, inputs=inputs, models=models, overwrite=overwrite, volatile=("batch_size", "attacks")) as run:
         note_companions(run, tb, companions)
-        result = run_mia(lm, mem, non, run, names, config=config, reference=ref, prefix_texts=[s.text for s in pool] if pool else None,
-                         embedding_from=emb, cache=resolve_cache(cache), progress=progress)
+        if skipped:
+            run.note("attacks_skipped", skipped, say="--attacks all: skipped " + "; ".join(f"{a} ({why})" for a, why in skipped.items()))
+        result = run_mia(lm, mem, non, run, names, config=config, cache=resolve_cache(cache), progress=progress, **resources)
         build_report(run.path)
     return result
+
+
+def runnable(names: list[str], supplied: set[str], access: "frozenset[Access] | None" = None) -> tuple[list[str], dict[str, str]]:
+    """The attacks of ``all`` this backend and these resources allow, and why each other one cannot
+    run (``access`` None: the target is not loaded yet, only missing resources are known)."""
+    from rotelab.membership.attacks import ATTACKS
+    from rotelab.membership.context import RESOURCES
+
+    keep, skipped = [], {}
+    for a in names:
+        attack = ATTACKS[a]
+        if access is not None and attack.needs not in access:
+            skipped[a] = f"needs {attack.needs.name.lower()} access"
+            continue
+        missing = [RESOURCES[r] for r in attack.requires if r not in supplied
+                   and not (RESOURCES[r].from_target is not None and (access is None or RESOURCES[r].from_target in access))]
+        if missing:
+            skipped[a] = f"needs {missing[0].option}"
+            continue
+        keep.append(a)
+    return keep, skipped
+
+
+def fill_from_testbed(tb: "Testbed | None", given: dict[str, Any], needed: set[str], scored: Sequence[Sample]) -> dict[str, str]:
+    """Fill the resources no option named from the testbed's companions; returns what was used.
+
+    DC-PDD's frequency corpus is the testbed's non-member text (``nonmembers`` and
+    ``prefix_pool``) minus every scored text and id.
+    """
+    used: dict[str, str] = {}
+    if tb is None:
+        return used
+    if "reference" in needed and given["reference"] is None and tb.reference is not None:
+        given["reference"] = used["reference"] = tb.reference
+    for r in ("prefix_pool", "member_prefix_pool"):
+        if r in needed and given[r] is None and tb.split(r) is not None:
+            given[r] = used[r] = tb.split(r)
+    if "frequency_corpus" in needed and given["frequency_corpus"] is None:
+        files = [f for f in (tb.split("nonmembers"), tb.split("prefix_pool")) if f is not None]
+        texts, ids = {s.text for s in scored}, {s.id for s in scored}
+        corpus = [s for f in files for s in read_jsonl(f) if s.text not in texts and s.id not in ids]
+        if corpus:
+            given["frequency_corpus"] = corpus
+            used["frequency_corpus"] = f"{' + '.join(str(f) for f in files)} minus the scored texts: {len(corpus)} texts"
+    return used
+
+
+def pool_samples(data: Data, resource: str, scored: Sequence[Sample]) -> list[Sample]:
+    """A text resource's samples, refused if it shares a text or an id with the scored sets."""
+    from rotelab.membership.context import RESOURCES
+
+    samples = as_samples(data, role=resource)
+    check_disjoint(samples, scored, f"{RESOURCES[resource].option} and the evaluated sets")
+    return samples
 
 
 # -- shared with REMIND's entry point ---------------------------------------------------------

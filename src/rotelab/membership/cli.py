@@ -38,12 +38,20 @@ def mia_run(
     cache: CacheOpts,
     attacks: Annotated[str, typer.Option("--attacks", help="'all' or a comma list of attacks ('rotelab mia attacks' lists them).")] = "all",
     reference: Annotated[Optional[Path], typer.Option("--reference", help="Reference model folder (same tokenizer) for the 'reference' attack (default: a testbed's reference/).")] = None,
-    prefix_pool: Annotated[Optional[Path], typer.Option("--prefix-pool", help="JSONL of known non-members for ReCaLL prefixes (default: a testbed's splits/prefix_pool.jsonl).")] = None,
+    prefix_pool: Annotated[Optional[Path], typer.Option("--prefix-pool", help="JSONL of known non-members for ReCaLL / Con-ReCaLL prefixes (default: a testbed's splits/prefix_pool.jsonl).")] = None,
+    member_prefix_pool: Annotated[Optional[Path], typer.Option("--member-prefix-pool", help="JSONL of known members for Con-ReCaLL, disjoint from --members (default: a testbed's splits/member_prefix_pool.jsonl).")] = None,
+    frequency_corpus: Annotated[Optional[Path], typer.Option("--frequency-corpus", help="JSONL of reference text for DC-PDD's token frequencies, disjoint from both sets (default: a testbed's non-member text minus the scored texts).")] = None,
     embedding_model: EmbOpt = None,
+    neighbour_model: Annotated[Optional[Path], typer.Option("--neighbour-model", help="Local masked-LM folder (BERT, RoBERTa, ...): Neighbourhood neighbours as in the paper (default: embedding-neighbour swaps).")] = None,
     k: Annotated[float, typer.Option("--k", help="Min-K% / Min-K%++ share of lowest tokens.")] = 0.2,
-    neighbours: Annotated[int, typer.Option("--neighbours", help="Neighbourhood: variants per text (K).")] = 16,
-    swap_rate: Annotated[float, typer.Option("--swap-rate", help="Neighbourhood: swap probability p.")] = 0.1,
-    rank: Annotated[int, typer.Option("--rank", help="Neighbourhood: j-th nearest embedding neighbour.")] = 1,
+    neighbours: Annotated[int, typer.Option("--neighbours", help="Neighbourhood: neighbours per text (K).")] = 16,
+    swap_rate: Annotated[float, typer.Option("--swap-rate", help="Neighbourhood, embedding swaps: swap probability p.")] = 0.1,
+    rank: Annotated[int, typer.Option("--rank", help="Neighbourhood, embedding swaps: j-th nearest embedding neighbour.")] = 1,
+    recall_shots: Annotated[int, typer.Option("--recall-shots", help="ReCaLL / Con-ReCaLL: pool passages offered as whole prefix shots (the longest dropped until they fit).")] = 4,
+    conrecall_gamma: Annotated[float, typer.Option("--conrecall-gamma", help="Con-ReCaLL: weight gamma of the member-prefix log-likelihood.")] = 0.5,
+    gradnorm_p: Annotated[str, typer.Option("--gradnorm-p", help="GradNorm: per-tensor norm, 1 | 2 | inf (MIMIR's default).")] = "inf",
+    dcpdd_a: Annotated[float, typer.Option("--dcpdd-a", help="DC-PDD: cap a on each token's calibrated probability.")] = 0.01,
+    samia_samples: Annotated[int, typer.Option("--samia-samples", help="SaMIA: sampled continuations per text.")] = 10,
     seed: SeedOpt = 0,
     batch_size: BatchOpt = 32,
 ):
@@ -51,9 +59,11 @@ def mia_run(
     from rotelab.membership.api import mia
     from rotelab.membership.context import MIAConfig
 
-    cfg = MIAConfig(k=k, n_neighbours=neighbours, swap_rate=swap_rate, rank=rank, batch_size=batch_size, seed=seed)
+    cfg = MIAConfig(k=k, n_neighbours=neighbours, swap_rate=swap_rate, rank=rank, recall_shots=recall_shots, conrecall_gamma=conrecall_gamma,
+                    gradnorm_p=gradnorm_p, dcpdd_a=dcpdd_a, samia_samples=samia_samples, batch_size=batch_size, seed=seed)
     out = run.out_dir("mia run")
-    result = mia(model.path, members, nonmembers, attacks=attacks, out=out, config=cfg, reference=reference, prefix_pool=prefix_pool, embedding_model=embedding_model,
+    result = mia(model.path, members, nonmembers, attacks=attacks, out=out, config=cfg, reference=reference, prefix_pool=prefix_pool,
+                 member_prefix_pool=member_prefix_pool, frequency_corpus=frequency_corpus, embedding_model=embedding_model, neighbour_model=neighbour_model,
                  load=model.load_options(), cache=cache.open(), overwrite=run.overwrite, progress=run.progress)
     emit_run(result, run, out)
 
@@ -72,7 +82,7 @@ def mia_attacks(json_out: Annotated[bool, typer.Option("--json", help="Print the
     for r in rows:
         extra = "single pass" if r["single_pass"] else "extra passes"
         needs = f"; requires {', '.join(r['requires'])}" if r["requires"] else ""
-        typer.echo(f"{r['name']:14s} {r['needs']:9s} {extra}{needs}. {r['doc']}")
+        typer.echo(f"{r['name']:14s} {r['needs']:10s} {extra}{needs}. {r['doc']}")
 
 
 @command(remind_app, "run")

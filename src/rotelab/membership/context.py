@@ -21,25 +21,49 @@ if TYPE_CHECKING:
     from rotelab.core.models import LanguageModel
     from rotelab.core.runs import RunFolder
     from rotelab.membership.attacks import Attack
+    from rotelab.membership.mlm import MaskedLM
 
 
 @dataclass(frozen=True)
 class MIAConfig:
+    """Every attack's options (written verbatim to the manifest; each enters the run's identity)."""
+
     k: float = 0.2  # Min-K% / Min-K%++ share of lowest tokens
-    n_neighbours: int = 16  # Neighbourhood: K variants
-    swap_rate: float = 0.1  # p
-    rank: int = 1  # j
-    recall_shots: int = 4  # non-member passages in the ReCaLL prefix
+    n_neighbours: int = 16  # Neighbourhood: K neighbours (AUC flat from K = 16 to 50: bench/membership_attacks.py)
+    swap_rate: float = 0.1  # Neighbourhood, embedding generator: swap probability p
+    rank: int = 1  # Neighbourhood, embedding generator: j-th nearest neighbour
+    recall_shots: int = 4  # ReCaLL / Con-ReCaLL: pool passages offered as whole shots
+    conrecall_gamma: float = 0.5  # Con-ReCaLL: weight of the member-prefix log-likelihood
+    gradnorm_p: str = "inf"  # GradNorm: the per-tensor norm, 1 | 2 | inf (MIMIR's default)
+    dcpdd_a: float = 0.01  # DC-PDD: the cap on each token's calibrated score (the paper's a)
+    samia_samples: int = 10  # SaMIA: sampled continuations per text
+    samia_prefix_ratio: float = 0.5  # SaMIA: share of words given as the prompt
+    samia_temperature: float = 1.0
+    samia_top_k: int = 50
     batch_size: int = 32
     seed: int = 0
 
     def validate(self) -> None:
+        from rotelab.membership.attacks.gradnorm import NORMS
+
         if not 0 < self.k <= 1:
             raise RotelabError(f"--k must be in (0, 1]; got {self.k}")
         if not 0 < self.swap_rate <= 1:
             raise RotelabError(f"--swap-rate must be in (0, 1]; got {self.swap_rate}")
         if self.rank < 1 or self.n_neighbours < 1 or self.recall_shots < 1:
             raise RotelabError("--rank, --neighbours and --recall-shots must be >= 1")
+        if self.gradnorm_p not in NORMS:
+            raise RotelabError(f"--gradnorm-p must be one of {', '.join(NORMS)}; got '{self.gradnorm_p}'")
+        if not self.conrecall_gamma >= 0:
+            raise RotelabError(f"--conrecall-gamma must be >= 0; got {self.conrecall_gamma}")
+        if not self.dcpdd_a > 0:
+            raise RotelabError(f"--dcpdd-a must be > 0; got {self.dcpdd_a}")
+        if self.samia_samples < 1 or self.samia_top_k < 1:
+            raise RotelabError("--samia-samples and samia_top_k must be >= 1")
+        if not 0 < self.samia_prefix_ratio < 1:
+            raise RotelabError(f"samia_prefix_ratio must be in (0, 1); got {self.samia_prefix_ratio}")
+        if not self.samia_temperature > 0:
+            raise RotelabError(f"samia_temperature must be > 0; got {self.samia_temperature}")
         if self.batch_size < 1:
             raise RotelabError(f"--batch-size must be >= 1; got {self.batch_size}")
 
@@ -58,7 +82,12 @@ class Resource:
 RESOURCES: dict[str, Resource] = {
     "reference": Resource("--reference", "a model folder with the same tokenizer", "reference"),
     "prefix_pool": Resource("--prefix-pool", "JSONL of known non-members, disjoint from both sets", "prefix_texts"),
-    "embeddings": Resource("--embedding-model", "token embeddings from a model folder with the same tokenizer, as the target's backend offers no weights", "embedding_from", from_target=Access.WEIGHTS),
+    "member_prefix_pool": Resource("--member-prefix-pool", "JSONL of known members, disjoint from both scored sets", "member_prefix_texts"),
+    "frequency_corpus": Resource("--frequency-corpus", "JSONL of reference text for token frequencies, disjoint from both scored sets", "frequency_texts"),
+    "embeddings": Resource(
+        "--embedding-model", "token embeddings from a model folder with the same tokenizer, as the target's backend offers no weights; or --neighbour-model",
+        "embedding_from", from_target=Access.WEIGHTS,
+    ),
 }
 
 
@@ -85,9 +114,12 @@ def check_same_tokenizer(lm: "LanguageModel", other: "LanguageModel", texts: Seq
 class AttackContext:
     """The target, the texts and their signals, and services for attacks' extra passes.
 
-    ``reference``, ``prefix_texts`` and ``embedding_from`` hold the declared resources (see
-    :data:`RESOURCES`); attacks read them with :meth:`resource`. With ``run``, extra passes save
-    each batch under ``<run>/passes/`` so an interrupted run resumes mid-pass.
+    ``reference``, ``prefix_texts``, ``member_prefix_texts``, ``frequency_texts`` and
+    ``embedding_from`` hold the declared resources (see :data:`RESOURCES`); attacks read them with
+    :meth:`resource`. ``neighbour_model`` is the optional masked LM of the Neighbourhood attack.
+    With ``run``, extra passes save each batch under ``<run>/passes/`` so an interrupted run
+    resumes mid-pass. What an attack :meth:`record` s (prefix shots used, the generator, ...)
+    goes to ``details[attack]``, then to ``metrics.json`` and the manifest's notes.
     """
 
     lm: "LanguageModel"
@@ -96,11 +128,20 @@ class AttackContext:
     config: MIAConfig = field(default_factory=MIAConfig)
     reference: "LanguageModel | None" = None
     prefix_texts: list[str] | None = None
+    member_prefix_texts: list[str] | None = None
+    frequency_texts: list[str] | None = None
     embedding_from: "LanguageModel | Path | None" = None
+    neighbour_model: "MaskedLM | None" = None
     cache: "SignalCache | None" = None
     progress: bool = False
     run: "RunFolder | None" = None
+    attack: str | None = None  # the attack running now (set by Attack.run)
+    details: dict[str, dict] = field(default_factory=dict)
     _memo: dict = field(default_factory=dict, repr=False)
+
+    def record(self, details: dict[str, Any]) -> None:
+        """What the running attack wants reported beside its AUC (JSON-able)."""
+        self.details[self.attack or "?"] = details
 
     def resource(self, name: str) -> Any:
         """The resource ``name`` (None when the target provides it itself); refused in one line

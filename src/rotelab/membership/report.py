@@ -10,6 +10,26 @@ from rotelab.report.html import img, metric_rows, table
 from rotelab.report.registry import register_section
 
 
+GENERATORS = {"mlm": "masked-LM swaps (Mattern et al. 2023)", "embedding-swap": "embedding-neighbour swaps (offline default)"}
+
+
+def _flat(d: dict, prefix: str = "") -> list[str]:
+    out = []
+    for k, v in d.items():
+        if k == "note":
+            continue
+        if isinstance(v, dict):
+            out += _flat(v, f"{prefix}{k} ")
+        else:
+            out.append(f"{prefix}{k}: {GENERATORS.get(v, v) if k == 'generator' else v}")
+    return out
+
+
+def detail_rows(m: dict) -> list[dict]:
+    """One row per attack that recorded details: what it actually used, and its warning."""
+    return [{"attack": a, "what it used": "; ".join(_flat(v["details"])), "note": v["details"].get("note", "")} for a, v in m.items() if "details" in v]
+
+
 @register_section("membership", title="Membership inference", order=30)
 def render_mia(run: Path, manifest: dict) -> str | None:
     if manifest.get("command") != "mia run" or not (run / "metrics.json").exists():
@@ -20,6 +40,12 @@ def render_mia(run: Path, manifest: dict) -> str | None:
     colour = "#b00" if bow.get("confounded") else "#060"
     parts.append(f'<p style="color:{colour}"><b>Bag-of-words check (no model):</b> {html.escape(bow["verdict"])}.</p>')
     parts.append(table(metric_rows(m | {"bag-of-words (no model)": bow}, label="attack")))
+    if rows := detail_rows(m):
+        parts.append("<h3>What each attack used</h3>" + table(rows))
+    notes = manifest.get("notes", {})
+    for key, label in (("companions", "Testbed companions used"), ("attacks_skipped", "Attacks skipped by --attacks all")):
+        if notes.get(key):
+            parts.append(f"<p><b>{label}:</b> " + html.escape("; ".join(f"{k}: {v}" for k, v in notes[key].items())) + "</p>")
     if (run / "figures/mia_roc.png").exists():
         parts.append(img(run / "figures/mia_roc.png", alt="ROC curves"))
     return "\n".join(parts)

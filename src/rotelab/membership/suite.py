@@ -1,8 +1,10 @@
 """``mia run``: score members and non-members with every chosen attack, one signal pass shared.
 
 Writes ``scores.parquet`` (id, label, one column per attack), ``metrics.json`` (per attack
-:func:`rotelab.core.stats.summarize`, plus the bag-of-words check under ``"bag_of_words"``),
-``figures/mia_roc.png``.
+:func:`rotelab.core.stats.summarize` and, under ``details``, what the attack recorded: prefix
+shots and target tokens used, the neighbour generator, ...; plus the bag-of-words check under
+``"bag_of_words"``), ``figures/mia_roc.png``. An attack's details also go to the manifest's notes
+(``attack_<name>``), with its warning on stderr.
 """
 
 from __future__ import annotations
@@ -35,21 +37,29 @@ def check_access(lm: "LanguageModel", attacks: list[str]) -> None:
 
 
 def score_attacks(ctx: AttackContext, attacks: list[str], run: RunFolder | None = None) -> dict[str, np.ndarray]:
-    """Scores of each attack (higher = member); with ``run``, each attack is a resumable step."""
+    """Scores of each attack (higher = member); with ``run``, each attack is a resumable step
+    whose scores (``attack_<name>.npy``) and details (``attack_<name>.json``) are kept."""
     out = {}
     for a in attacks:
         attack = ATTACKS[a]
         if run is None:
             out[a] = attack.run(ctx)
             continue
-        name = f"attack_{a}.npy"
+        scores, details = run.file(f"attack_{a}.npy"), run.file(f"attack_{a}.json")
 
-        def go(attack=attack, name=name):
+        def go(attack=attack, scores=scores, details=details):
             s = attack.run(ctx)
-            save_npy(run.file(name), s)
+            if attack.name in ctx.details:
+                run.write_json(details.name, ctx.details[attack.name])
+            save_npy(scores, s)
             return s
 
-        out[a] = run.step(f"attack:{a}", go, load=lambda name=name: load_npy(run.file(name)))
+        def load(a=a, scores=scores, details=details):
+            if details.exists():
+                ctx.details[a] = read_json(details)
+            return load_npy(scores)
+
+        out[a] = run.step(f"attack:{a}", go, load=load)
     return out
 
 
@@ -61,14 +71,13 @@ def run_mia(
     attacks: list[str],
     *,
     config: MIAConfig = MIAConfig(),
-    reference: "LanguageModel | None" = None,
-    prefix_texts: list[str] | None = None,
-    embedding_from: "LanguageModel | Path | None" = None,
     cache: "SignalCache | None" = None,
     progress: bool = True,
+    **resources: Any,
 ) -> dict[str, Any]:
     """Run the suite on validated inputs in an open run folder; returns ``metrics.json``'s content.
 
+    ``resources`` are :class:`AttackContext` fields (``reference``, ``prefix_texts``, ...).
     Texts longer than the context are counted in the manifest's notes and on stderr. Every
     attack is a resumable step, and every extra pass saves its batches in the run folder.
     """
@@ -82,10 +91,13 @@ def run_mia(
         counts: list = []
         sig = compute_signals(lm, texts, ids=[s.id for s in samples], batch_size=config.batch_size, cache=c, progress=progress, counts_out=counts)
         record_long_text(run, counts[0])
-        ctx = AttackContext(lm, texts, sig, config, reference=reference, prefix_texts=prefix_texts, embedding_from=embedding_from, cache=c, progress=progress, run=run)
+        ctx = AttackContext(lm, texts, sig, config, cache=c, progress=progress, run=run, **resources)
         scores = score_attacks(ctx, attacks, run)
     run.write_parquet("scores.parquet", {"id": [s.id for s in samples], "label": labels, **scores})
     metrics: dict[str, Any] = {a: summarize(scores[a], labels, seed=config.seed) for a in attacks}
+    for a, d in ctx.details.items():
+        metrics[a]["details"] = d
+        run.note(f"attack_{a}", d, say=d.get("note"))
     metrics["bag_of_words"] = confound_check(texts, labels, seed=config.seed)
     run.write_json("metrics.json", metrics)
     plot_roc(run, scores, labels, metrics)

@@ -12,10 +12,12 @@ standard deviation of log p_t(v) under p_t (see :mod:`rotelab.core.signals`).
 
 Single-pass attacks (``loss``, ``zlib``, ``mink``, ``minkpp``) are pure functions of one text's
 cached :class:`~rotelab.core.signals.TokenSignals`; scoring with all of them costs one forward
-pass. The others need extra passes or gradients.
+pass. The others need extra passes, gradients or generations.
 
 >>> ATTACKS["gradnorm"].needs.name, ATTACKS["loss"].single_pass, ATTACKS["recall"].requires
 ('WEIGHTS', True, ('prefix_pool',))
+>>> ATTACKS["samia"].needs.name, ATTACKS["conrecall"].requires
+('GENERATION', ('prefix_pool', 'member_prefix_pool'))
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ if TYPE_CHECKING:
     from rotelab.membership.context import AttackContext
 
 ScoreFn = Callable[["AttackContext"], np.ndarray]
+CheckFn = Callable[["AttackContext"], None]
 
 
 @dataclass(frozen=True)
@@ -45,9 +48,11 @@ class Attack:
     single_pass: bool  # a pure function of the cached signals: no model call of its own
     requires: tuple[str, ...]  # resources (:data:`rotelab.membership.context.RESOURCES`)
     doc: str
+    check: CheckFn | None = None  # refuses, in one line, inputs it cannot score (before any pass)
 
     def run(self, ctx: "AttackContext") -> np.ndarray:
-        """(N,) scores, higher = more member-like."""
+        """(N,) scores, higher = more member-like; what it records lands in ``ctx.details[name]``."""
+        ctx.attack = self.name
         return np.asarray(self.fn(ctx), dtype=float)
 
 
@@ -57,7 +62,7 @@ class AttackRegistry(Registry[ScoreFn]):
     def attack(self, name: str) -> Attack:
         e = self.get(name, option="--attacks")
         m = e.meta
-        return Attack(e.name, e.obj, m["needs"], m["single_pass"], m["requires"], e.doc)
+        return Attack(e.name, e.obj, m["needs"], m["single_pass"], m["requires"], e.doc, m.get("check"))
 
     __getitem__ = attack
 
@@ -85,11 +90,16 @@ ATTACKS = AttackRegistry("attack", discover=_discover)
 _NAME = re.compile(r"[a-z0-9][a-z0-9_+-]*")
 
 
-def register_attack(name: str, *, needs: Access = Access.LOGPROBS, single_pass: bool = False, requires: tuple[str, ...] = (), order: int = 100):
+def register_attack(
+    name: str, *, needs: Access = Access.LOGPROBS, single_pass: bool = False, requires: tuple[str, ...] = (), order: int = 100, check: CheckFn | None = None
+):
     """File ``fn(ctx) -> (N,) scores`` under ``name``: the decorator is the only list of attacks.
 
-    ``requires`` names resources the API must supply before any pass (``reference``,
-    ``prefix_pool``, ``embeddings``); ``order`` places the attack in ``all`` (lower first).
+    ``requires`` names resources the API must supply before any pass (see
+    :data:`rotelab.membership.context.RESOURCES`); ``order`` places the attack in ``all`` (lower
+    first); ``check(ctx)`` runs once the models are loaded and before the run folder exists, on a
+    context without signals, and raises a one-line :class:`~rotelab.errors.RotelabError` for
+    inputs the attack cannot score.
     """
     from rotelab.membership.context import RESOURCES
 
@@ -103,7 +113,7 @@ def register_attack(name: str, *, needs: Access = Access.LOGPROBS, single_pass: 
         doc = (fn.__doc__ or "").strip()
         if not doc:
             raise ValueError(f"attack '{name}' needs a docstring (its first line is its description)")
-        return ATTACKS.register(name, fn, needs=needs, single_pass=single_pass, requires=tuple(requires), order=order, doc=doc.splitlines()[0])
+        return ATTACKS.register(name, fn, needs=needs, single_pass=single_pass, requires=tuple(requires), order=order, doc=doc.splitlines()[0], check=check)
 
     return deco
 

@@ -6,7 +6,6 @@ et al. 2025). Scoring with all four costs the one shared signal pass.
 
 from __future__ import annotations
 
-import math
 import zlib as zlib_lib
 from typing import TYPE_CHECKING
 
@@ -31,22 +30,31 @@ def zlib_score(sig: TokenSignals, text: str) -> float:
 
 
 def lowest_mean(values: np.ndarray, k: float) -> float:
-    """Mean of the ceil(k * n) smallest values.
+    """Mean of the ``int(n * k)`` smallest of n values (floor), at least one.
 
-    >>> lowest_mean(np.array([3.0, 1.0, 2.0, 4.0]), 0.5)
+    The count is the original Min-K% and Min-K%++ code's (``k_length = int(len(x) * ratio)``,
+    swj0419/detect-pretrain-code, zjysteven/mink-plus-plus) and MIMIR's, with the same float
+    product. Where that count is 0 (n * k < 1: n <= 4 at k = 0.2) the original code averages an
+    empty slice and returns NaN; here the single smallest value is taken instead.
+
+    >>> lowest_mean(np.array([3.0, 1.0, 2.0, 4.0, 5.0]), 0.5)  # int(2.5) = 2 lowest
     1.5
+    >>> lowest_mean(np.array([3.0, 1.0, 2.0]), 0.2)  # int(0.6) = 0: at least one
+    1.0
     """
-    n = max(1, math.ceil(k * len(values) - 1e-9))
+    n = max(1, int(len(values) * k))
     return float(np.sort(values)[:n].mean())
 
 
 def mink_score(sig: TokenSignals, *, k: float = 0.2) -> float:
-    """Min-K% (Shi et al. 2024): mean of the ceil(k n) smallest l_t."""
+    """Min-K% (Shi et al. 2024): mean of the int(n k) smallest l_t (at least one; see :func:`lowest_mean`)."""
     return lowest_mean(sig.logp.astype(np.float64), k)
 
 
 def minkpp_score(sig: TokenSignals, *, k: float = 0.2) -> float:
-    """Min-K%++ (Zhang et al. 2025): z_t = (l_t - mu_t) / sigma_t; mean of the ceil(k n) smallest z_t."""
+    """Min-K%++ (Zhang et al. 2025): z_t = (l_t - mu_t) / sigma_t; mean of the int(n k) smallest z_t
+    (at least one; see :func:`lowest_mean`). sigma_t^2 is clamped at 1e-6 (:mod:`rotelab.core.signals`),
+    where the authors' code divides by the raw sqrt (inf or NaN for a one-hot next-token distribution)."""
     z = (sig.logp.astype(np.float64) - sig.mu) / sig.sigma
     return lowest_mean(z, k)
 
