@@ -80,7 +80,7 @@ def test_unlearning_run_files_are_group_and_other_readable_under_umask_022(unlea
 
 def test_unlearning_run_declares_the_testbed_files_as_inputs(unlearn_run, tiny_testbed):
     m = json.loads((unlearn_run / "manifest.json").read_text())
-    assert set(m["identity"]["inputs"]) == {"forget", "retain", "holdout", "model/model.safetensors", "model/config.json", "model/tokenizer.json"}
+    assert set(m["identity"]["inputs"]) == {"forget", "retain", "holdout", "stop_calibration", "member_prefix_pool", "model/model.safetensors", "model/config.json", "model/tokenizer.json"}
     assert m["inputs"]["forget"]["path"] == str(tiny_testbed / "splits" / "forget.jsonl") and len(m["inputs"]["forget"]["sha256"]) == 64
     assert m["testbed"] == str(tiny_testbed.resolve()) and m["config"]["method"] == "graddiff"
     res = json.loads((unlearn_run / "unlearn.json").read_text())
