@@ -5,10 +5,13 @@ forgotten / holdout facts (``rotelab.remind``, one run folder per model under ``
 Optionally the K curve first: REMIND's forgotten-vs-holdout AUC against the number of variants
 per setting, from one probe at the largest K (``rotelab.membership.remind.curve``).
 
-Writes bench/results/remind_testbed_<preset>_s<seeds>.json and prints the tables. Every step
+Writes bench/results/remind_testbed_<preset>.json (``_k<K>`` with ``--variants``), one row per
+(seed, model) merged into what is there, so seeds can be run one invocation at a time (or side by
+side), and prints the tables of the seed just run and of every seed in the file. Every step
 resumes: testbeds, unlearning runs and REMIND runs are run folders, each K-curve model a JSON file.
 
     nice -n 10 python bench/remind_testbed.py                       # small preset, seeds 0,1,2 (hours on CPU)
+    nice -n 10 python bench/remind_testbed.py --seeds 1             # one more seed into the same table
     nice -n 10 python bench/remind_testbed.py --k-curve 4,8,16,32 --curve-seeds 0 --curve-methods graddiff,npo
     nice -n 10 python bench/remind_testbed.py --preset tiny --seeds 0 --variants 4 --work /tmp/remind_bench
 """
@@ -16,7 +19,6 @@ resumes: testbeds, unlearning runs and REMIND runs are run folders, each K-curve
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 from pathlib import Path
@@ -53,6 +55,11 @@ def prepare(preset: str, seed: int, work: Path) -> tuple[Path, dict, dict[str, P
                 models[f"{m} {c}"] = u / "checkpoints" / c
     models["base (no unlearning)"] = tb
     return tb, sets, models
+
+
+def order(name: str) -> tuple[int, str]:
+    """Table order: the retrain null first, the base model last, checkpoints by method."""
+    return (0 if name.startswith("retrain") else 2 if name.startswith("base") else 1, name)
 
 
 def short(name: str) -> str:
@@ -114,6 +121,10 @@ def table(rows: list[dict]) -> str:
         out.append("| " + " | ".join([model, *per_seed, _f(_mean([auc("remind", r) for r in rs])), *(_f(base[b]) for b in BASELINES),
                                       f"{_f(tpr('remind'))} / {_f(tpr(best))} ({best})", f"{_f(three('remind'))} / {_f(max((three(b) for b in BASELINES if three(b) is not None), default=None))}",
                                       "/".join(_f(x) for x in pc)]) + " |")
+    unl = [m for m in dict.fromkeys(r["model"] for r in rows) if not m.startswith(("retrain", "base"))]
+    wins = sum(_mean([r["remind"]["auc_forgotten_vs_holdout"] for r in rows if r["model"] == m]) >= max(_mean([r[b]["auc_forgotten_vs_holdout"] for r in rows if r["model"] == m]) or 0 for b in BASELINES) for m in unl)
+    null = _mean([r["remind"]["auc_forgotten_vs_holdout"] for r in rows if r["model"].startswith("retrain")])
+    out.append(f"\nforgotten-vs-holdout AUC (mean over seeds {', '.join(map(str, seeds))}) >= best baseline on {wins}/{len(unl)} unlearned models; null {_f(null)}")
     return "\n".join(out)
 
 
@@ -137,18 +148,23 @@ def main() -> None:
     ap.add_argument("--variants", type=int, default=None, help="K per setting (default: REMIND's default)")
     ap.add_argument("--k-curve", default="", help="comma list of K for the curve (e.g. 4,8,16,32); empty: no curve")
     ap.add_argument("--curve-seeds", default="0")
-    ap.add_argument("--curve-methods", default="graddiff,npo", help="unlearning methods whose checkpoints the curve covers (plus the retrain null)")
+    ap.add_argument("--curve-methods", default="graddiff,npo", help="unlearning methods (graddiff) or checkpoints (graddiff-1.0x) the curve covers, plus the retrain null")
     ap.add_argument("--curve-only", action="store_true", help="stop after the K curve")
     ap.add_argument("--work", type=Path, default=Path("runs/bench-remind"))
     a = ap.parse_args()
     torch.set_num_threads(1)
     seeds = [int(s) for s in a.seeds.split(",")]
-    results = Path(f"bench/results/remind_testbed_{a.preset}_s{a.seeds.replace(',', '-')}.json")
-    results.parent.mkdir(parents=True, exist_ok=True)
-    doc: dict = {"preset": a.preset, "variants": a.variants or ProbeConfig().k, "stop_calibration": "splits/stop_calibration.jsonl", "rows": [], "k_curve": []}
+    k = a.variants or ProbeConfig().k
+    results = Path(f"bench/results/remind_testbed_{a.preset}" + ("" if a.variants is None else f"_k{k}") + ".json")
 
-    def save() -> None:
-        results.write_text(json.dumps(doc, indent=1))
+    def record(key: str, entry: dict) -> dict:
+        """Merge one row into the results file (re-read first: seeds run by separate invocations add up)."""
+        doc = read_json(results) if results.exists() else {"preset": a.preset, "variants": k, "stop_calibration": "splits/stop_calibration.jsonl", "rows": [], "k_curve": []}
+        doc[key] = [r for r in doc[key] if (r["seed"], r["model"]) != (entry["seed"], entry["model"])] + [entry]
+        doc[key].sort(key=lambda r: (r["seed"], order(r["model"])))
+        results.parent.mkdir(parents=True, exist_ok=True)
+        write_json(results, doc)
+        return doc
 
     if a.k_curve:
         ks = [int(k) for k in a.k_curve.split(",")]
@@ -156,10 +172,10 @@ def main() -> None:
         for seed in [int(s) for s in a.curve_seeds.split(",")]:
             tb, sets, models = prepare(a.preset, seed, a.work)
             for name, path in models.items():
-                if name.split()[0] in methods or name.startswith("retrain"):
-                    doc["k_curve"].append(k_curve(name, path, sets, ks, seed, tb.parent))
-                    save()
-                    print(f"K curve seed {seed} {name:22s} " + "  ".join(f"K={r['k']} {r['remind']['auc_forgotten_vs_holdout']:.3f}" for r in doc["k_curve"][-1]["rows"]), flush=True)
+                if name.split()[0] in methods or short(name) in methods or name.startswith("retrain"):
+                    c = k_curve(name, path, sets, ks, seed, tb.parent)
+                    doc = record("k_curve", c)
+                    print(f"K curve seed {seed} {name:22s} " + "  ".join(f"K={r['k']} {r['remind']['auc_forgotten_vs_holdout']:.3f}" for r in c["rows"]), flush=True)
         print(curve_table(doc["k_curve"]), flush=True)
         if a.curve_only:
             return
@@ -167,9 +183,10 @@ def main() -> None:
         tb, sets, models = prepare(a.preset, seed, a.work)
         for name, path in models.items():
             row = evaluate(name, path, sets, seed, a.variants, tb.parent)
-            doc["rows"].append(row)
-            save()
+            doc = record("rows", row)
             print(f"seed {seed} {name:22s} " + "  ".join(f"{k} {row[k]['auc_forgotten_vs_holdout']:.3f}" for k in ("remind", *BASELINES) if row[k]["auc_forgotten_vs_holdout"] is not None), flush=True)
+        print(table([r for r in doc["rows"] if r["seed"] == seed]), flush=True)
+    print(f"all seeds in {results}:", flush=True)
     print(table(doc["rows"]), flush=True)
 
 
