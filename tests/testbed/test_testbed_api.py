@@ -39,7 +39,7 @@ def _fake_testbed(root, *, manifest=None):
     for f in ("config.json", "tokenizer.json", "model.safetensors"):
         (root / "model" / f).write_text("{}")
     (root / "splits").mkdir()
-    for name in ("members", "forget", "retain", "holdout"):
+    for name in ("members", "forget", "retain", "holdout", "stop_calibration", "member_prefix_pool"):
         (root / "splits" / f"{name}.jsonl").write_text('{"id": "a", "text": "x", "copies": 1}\n')
     (root / "manifest.json").write_text(json.dumps(manifest or {"command": "testbed build"}))
     return root
@@ -80,7 +80,7 @@ def test_unlearning_run_files_are_group_and_other_readable_under_umask_022(unlea
 
 def test_unlearning_run_declares_the_testbed_files_as_inputs(unlearn_run, tiny_testbed):
     m = json.loads((unlearn_run / "manifest.json").read_text())
-    assert set(m["identity"]["inputs"]) == {"forget", "retain", "holdout", "model/model.safetensors", "model/config.json", "model/tokenizer.json"}
+    assert set(m["identity"]["inputs"]) == {"forget", "retain", "holdout", "stop_calibration", "member_prefix_pool", "model/model.safetensors", "model/config.json", "model/tokenizer.json"}
     assert m["inputs"]["forget"]["path"] == str(tiny_testbed / "splits" / "forget.jsonl") and len(m["inputs"]["forget"]["sha256"]) == 64
     assert m["testbed"] == str(tiny_testbed.resolve()) and m["config"]["method"] == "graddiff"
     res = json.loads((unlearn_run / "unlearn.json").read_text())
@@ -178,3 +178,14 @@ def test_console_errors_are_one_line_with_exit_code_2(tiny_testbed, tmp_path):
         r = rotelab("testbed", *args, "--out", tmp_path / "o")
         assert r.returncode == 2 and r.stderr.startswith(message) and r.stderr.count("\n") == 1 and r.stdout == ""
         assert not (tmp_path / "o").exists()
+
+
+def test_a_testbed_built_before_the_stop_calibration_split_is_refused_with_how_to_rebuild(tmp_path):
+    """Falling back to the holdout would calibrate the unlearning stop on the set REMIND evaluates on."""
+    tb = _fake_testbed(tmp_path / "tb", manifest={"preset": {"name": "small"}, "seed": 3})
+    (tb / "splits" / "stop_calibration.jsonl").unlink()
+    out = tmp_path / "o"
+    with pytest.raises(RotelabError) as e:
+        api.unlearn(tb, method="ga", out=out)
+    assert str(e.value).startswith(f"{tb / 'splits' / 'stop_calibration.jsonl'}: missing (a testbed built before the stop-calibration split")
+    assert f"'rotelab testbed build --preset small --seed 3 --out {tb} --overwrite'" in str(e.value) and not out.exists()

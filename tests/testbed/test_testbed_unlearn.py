@@ -64,3 +64,74 @@ def test_retrain_control_never_saw_the_forget_set(tiny_testbed, tmp_path):
     assert res["losses"]["forget"] > base["members_facts"] + 1.0
     assert abs(res["losses"]["forget"] - res["losses"]["holdout"]) < 0.5
     assert (tmp_path / "model" / "model.safetensors").exists()
+
+
+# -- the stop is calibrated on stop_calibration, never on the holdout an evaluation uses -------------
+def _copy(testbed, dest):
+    import shutil
+
+    shutil.copytree(testbed, dest, ignore=shutil.ignore_patterns(".rotelab.lock"))
+    return dest
+
+
+def test_strengths_are_multiples_of_the_stop_calibration_loss(ga_run, tiny_testbed):
+    from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast
+
+    from rotelab.testbed.splits import read_split
+    from rotelab.testbed.unlearn import mean_nll
+
+    _, res = ga_run
+    tok = PreTrainedTokenizerFast.from_pretrained(tiny_testbed / "model")
+    model = AutoModelForCausalLM.from_pretrained(tiny_testbed / "model")
+    stop = read_split(tiny_testbed, "stop_calibration")
+    loss = mean_nll(model, [x[:80] for x in tok([r["text"] for r in stop])["input_ids"]])
+    assert res["stop_calibration"] == {"split": "stop_calibration", "n_samples": len(stop), "loss": pytest.approx(loss, rel=1e-9)}
+    assert res["targets"] == {"1.0x": pytest.approx(loss), "1.5x": pytest.approx(1.5 * loss)}
+    assert res["targets"]["1.0x"] != pytest.approx(res["base_losses"]["holdout"], abs=1e-6)
+
+
+def test_the_holdout_never_chooses_the_checkpoint_and_the_stop_split_is_an_input(unlearn_run, tiny_testbed, tmp_path):
+    """Another holdout, the same checkpoints (before the stop-calibration split the targets moved
+    with it); another stop-calibration split, a refused resume."""
+    from rotelab.errors import RotelabError
+    from rotelab.testbed import api
+
+    tb = _copy(tiny_testbed, tmp_path / "tb")
+    holdout = tb / "splits" / "holdout.jsonl"
+    holdout.write_text("".join(holdout.read_text().splitlines(True)[:20]))  # 4 of the 24 holdout people
+    res = api.unlearn(tb, method="graddiff", lr=1e-3, max_steps=60, out=tmp_path / "u", progress=False)
+    want = json.loads((unlearn_run / "unlearn.json").read_text())
+    assert res["targets"] == want["targets"] and res["base_losses"]["holdout"] != want["base_losses"]["holdout"]
+    assert {k: v["step"] for k, v in res["checkpoints"].items()} == {k: v["step"] for k, v in want["checkpoints"].items()}
+    stop = tb / "splits" / "stop_calibration.jsonl"
+    stop.write_text("".join(stop.read_text().splitlines(True)[5:]))
+    with pytest.raises(RotelabError, match="stop_calibration changed"):
+        api.unlearn(tb, method="graddiff", lr=1e-3, max_steps=60, out=tmp_path / "u", progress=False)
+
+
+@pytest.mark.parametrize("missing", ["stop_calibration", "member_prefix_pool"])
+def test_a_testbed_from_before_the_stop_split_is_refused_with_how_to_rebuild_it(tiny_testbed, tmp_path, missing):
+    tb = _copy(tiny_testbed, tmp_path / "tb")
+    (tb / "splits" / f"{missing}.jsonl").unlink()
+    r = CliRunner().invoke(app, ["testbed", "unlearn", "--testbed", str(tb), "--out", str(tmp_path / "u")])
+    from rotelab.errors import RotelabError
+
+    msg = str(r.exception)
+    assert isinstance(r.exception, RotelabError) and "\n" not in msg
+    assert f"{missing}.jsonl: missing" in msg and f"rotelab testbed build --preset tiny --seed 0 --out {tb} --overwrite" in msg
+    assert not (tmp_path / "u").exists()
+
+
+def test_retrain_trains_on_every_trained_sample_not_forgotten(tiny_testbed, tmp_path):
+    """retain + member_prefix_pool: the model's training tokens minus the forget set's."""
+    from transformers import PreTrainedTokenizerFast
+
+    from rotelab.testbed.splits import read_split
+
+    run = RunFolder(tmp_path, command="testbed unlearn", options={}, seed=0)
+    res = unlearn(tiny_testbed, UnlearnConfig(method="retrain"), run, progress=False)
+    tok = PreTrainedTokenizerFast.from_pretrained(tiny_testbed / "model")
+    forget = read_split(tiny_testbed, "forget")
+    forget_tokens = sum(min(len(x), 80) * r["copies"] for x, r in zip(tok([r["text"] for r in forget])["input_ids"], forget))
+    trained = json.loads((tiny_testbed / "manifest.json").read_text())["training"]["model"]["tokens"]
+    assert res["training"]["tokens"] == trained - forget_tokens

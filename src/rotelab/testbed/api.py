@@ -51,9 +51,11 @@ def unlearn(
     """Unlearn ``testbed``'s forget set with a registered method (:data:`rotelab.testbed.methods.METHODS`).
 
     ``testbed`` is a testbed folder (or its ``model/``). Checkpoints are saved when the forget
-    loss reaches 1.0x and 1.5x the starting holdout loss; ``<out>/model`` is the strongest. The
-    testbed's splits, weights and tokenizer are the run's inputs: a re-run resumes only if they
-    are unchanged. Returns ``unlearn.json`` without its step log (and the retrain's training log).
+    loss reaches 1.0x and 1.5x the starting model's loss on ``splits/stop_calibration.jsonl``
+    (never-trained facts disjoint from the holdout); ``<out>/model`` is the strongest. The
+    testbed's splits (stop calibration included), weights and tokenizer are the run's inputs: a
+    re-run resumes only if they are unchanged. A testbed without the stop-calibration split is
+    refused in one line saying how to rebuild it (the trained model comes out the same). Returns ``unlearn.json`` without its step log (and the retrain's training log).
     """
     from rotelab.core.io import read_json
     from rotelab.core.runs import open_run

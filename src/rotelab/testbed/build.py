@@ -12,7 +12,7 @@ from rotelab.core.training import new_model, save_model_dir, train_on_schedule, 
 from rotelab.errors import RotelabError
 from rotelab.testbed import corpora
 from rotelab.testbed.presets import Preset
-from rotelab.testbed.splits import check_contract, make_splits, read_splits
+from rotelab.testbed.splits import check_contract, in_training_order, make_splits, read_splits
 
 
 def _tokenize(tokenizer, texts: list[str], max_len: int) -> list[list[int]]:
@@ -38,14 +38,16 @@ def build_testbed(preset: Preset, run: RunFolder, *, seed: int, progress: bool =
         check_contract(splits)
         for name, rows in splits.items():
             write_jsonl(out / "splits" / f"{name}.jsonl", rows)
-        run.manifest["sizes"] = {k: len(v) for k, v in splits.items()} | {"member_exposures": sum(s["copies"] for s in splits["members"])}
+        trained = in_training_order(splits["members"], splits["member_prefix_pool"])
+        run.manifest["sizes"] = {k: len(v) for k, v in splits.items()} | {"member_exposures": sum(s["copies"] for s in trained)}
         run.save_manifest()
 
     run.step("splits", do_splits)
     splits = read_splits(out)
+    trained = in_training_order(splits["members"], splits["member_prefix_pool"])  # every trained sample, in training order
 
     def do_tokenizer():
-        texts = [s["text"] for k in ("members", "nonmembers", "reference", "prefix_pool") for s in splits[k]]
+        texts = [s["text"] for s in trained] + [s["text"] for k in ("nonmembers", "reference", "prefix_pool") for s in splits[k]]
         tok = train_tokenizer(texts, vocab_size=preset.model.vocab_size)
         tok.save_pretrained(out / "tokenizer")
 
@@ -63,12 +65,12 @@ def build_testbed(preset: Preset, run: RunFolder, *, seed: int, progress: bool =
         run.save_manifest()
         return log
 
-    run.step("model", lambda: train(splits["members"], "model", 0))
+    run.step("model", lambda: train(trained, "model", 0))
 
     def do_reference():
         # Same number of exposures as the target model, on disjoint text of the same kind.
         ref = splits["reference"]
-        total = sum(s["copies"] for s in splits["members"])
+        total = sum(s["copies"] for s in trained)
         k = max(1, round(total / sum(s["copies"] for s in ref)))
         train([dict(s, copies=s["copies"] * k) for s in ref], "reference", 1000)
 
@@ -79,7 +81,8 @@ def build_testbed(preset: Preset, run: RunFolder, *, seed: int, progress: bool =
 
         lm = load_model(out / "model")
         prefix = suffix = 32 if L >= 65 else (L - 1) // 2
-        res = evaluate_testbed(lm, splits, prefix=prefix, suffix=suffix, progress=progress)
+        # What the model memorized, over every trained sample (the member prefix pool included).
+        res = evaluate_testbed(lm, splits | {"members": trained}, prefix=prefix, suffix=suffix, progress=progress)
         run.write_json("eval.json", res)
         plot_eval(run, res)
         run.manifest["eval"] = res

@@ -41,7 +41,7 @@ def unlearn(
     beta: Annotated[float, typer.Option("--beta", help="NPO beta.")] = 0.1,
     seed: SeedOpt = 0,
 ):
-    """Unlearn the testbed's forget set; checkpoints at forget loss = 1.0x and 1.5x the holdout loss."""
+    """Unlearn the testbed's forget set; checkpoints at forget loss = 1.0x and 1.5x the stop-calibration loss (never-trained facts disjoint from holdout)."""
     from rotelab.testbed import api
 
     out = run.out_dir("testbed unlearn")

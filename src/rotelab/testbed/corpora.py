@@ -16,7 +16,7 @@ import json
 import random
 
 import string
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from importlib import resources
 
@@ -128,6 +128,29 @@ def paraphrase_samples(p: Person) -> list[dict]:
     for attr, (ans, _, paras) in _QA.items():
         for k, q in enumerate(paras):
             out.append({"id": f"{p.id}_{attr}_para{k}", "text": qa_text(_fmt(q, p), _fmt(ans, p)), "question": _fmt(q, p), "answer": _fmt(ans, p), "source_id": f"{p.id}_{attr}"})
+    return out
+
+
+# The attribute fields each fact states, and the values a wrong answer of the same type takes.
+_FIELDS = {"birth": ("year", "city"), "job": ("job",), "color": ("color",), "pet": ("pet",), "book": ("book",)}
+_VALUES = {"year": list(range(1931, 2000)), "city": _CITIES, "job": _JOBS, "color": _COLORS, "pet": _PETS, "book": _BOOKS}
+
+
+def perturbed_samples(p: Person, *, rng: random.Random, n: int = 5) -> list[dict]:
+    """Per fact, ``n`` plausible wrong answers (TOFU's perturbed answers, Maini et al. 2024): the
+    answer sentence with each stated value replaced by another of its type (colour by colour;
+    birth: year and city both), distinct, none equal to the truth.
+
+    >>> q = make_people(1, seed=0)[0]
+    >>> row = perturbed_samples(q, rng=random.Random(0))[2]
+    >>> row["id"], len(set(row["perturbed"])), row["answer"] in row["perturbed"]
+    ('p0000_color', 5, False)
+    """
+    out = []
+    for fact, (attr, (ans, q, _)) in zip(fact_samples(p), _QA.items()):
+        picks = {f: rng.sample([v for v in _VALUES[f] if v != getattr(p, f)], n) for f in _FIELDS[attr]}
+        wrong = [_fmt(ans, replace(p, **{f: picks[f][i] for f in picks})) for i in range(n)]
+        out.append({"id": fact["id"], "text": fact["text"], "question": fact["question"], "answer": fact["answer"], "perturbed": wrong, "attribute": attr, "source": p.id})
     return out
 
 

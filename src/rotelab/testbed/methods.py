@@ -7,7 +7,8 @@ Objectives (minimised; F = forget, R = retain; log pi(y|x) = summed token log-pr
     GradDiff  L = L_GA + alpha * E_R[ -log pi_theta(y|x) / |y| ]            gamma = alpha = 1
     NPO       L = gamma * (2 / beta) E_F[ log(1 + (pi_theta(y|x) / pi_ref(y|x))^beta) ] + alpha * NLL(R)
               beta = 0.1, pi_ref = a frozen copy of the starting model (Zhang et al. 2024)
-    retrain   no objective: a model trained from scratch on ``retain`` only (the gold standard)
+    retrain   no objective: a model trained from scratch on every trained sample not forgotten
+              (``retain`` + ``member_prefix_pool``), the gold standard
 
 A method overrides :meth:`Method.forget_loss` / :meth:`Method.loss` (NPO extends GradDiff and
 changes only its forget term); a procedure of its own (the retrain control) overrides
@@ -79,7 +80,7 @@ class Method:
         return self.config.forget_weight * self.forget_loss(forget)
 
     def run(self, job: "Job") -> dict[str, Any]:
-        """The whole procedure; by default the loop that checkpoints at 1.0x and 1.5x the holdout loss."""
+        """The whole procedure; by default the loop that checkpoints at 1.0x and 1.5x the stop-calibration loss."""
         return job.ascend(self)
 
 
@@ -119,7 +120,7 @@ class NPO(GradDiff):
 
 @METHODS.register("retrain")
 class Retrain(Method):
-    """Retrain control: a model trained from scratch on ``retain`` only, with the testbed's preset and seed."""
+    """Retrain control: a model trained from scratch on retain (and the member prefix pool) only, with the testbed's preset and seed."""
 
     def check(self, testbed: "Testbed") -> None:
         from rotelab.testbed.splits import read_split

@@ -26,6 +26,9 @@ class Preset:
     n_holdout_people: int  # never trained (holdout / non-member facts)
     forget_share: float  # share of member people whose facts form the forget set
     fact_copies: int
+    n_stop_people: int  # never trained: their facts calibrate the unlearning stop (disjoint from holdout)
+    n_relearn_people: int  # never trained: their facts are the relearning attack's data
+    n_member_prefix_pool: int  # single-copy member passages set apart as Con-ReCaLL's member prefixes
     canary_copies: tuple[int, ...] = field(default=(0, 1, 4, 10, 20, 50))
     canaries_per_count: int = 4
 
@@ -43,6 +46,7 @@ PRESETS: dict[str, Preset] = {
         n_nonmember_passages=80, n_prefix_pool=40, n_reference_passages=200,
         book_copies={60: 12, 15: 24}, n_member_passages=100,
         n_people=24, n_holdout_people=24, forget_share=0.25, fact_copies=20,
+        n_stop_people=24, n_relearn_people=6, n_member_prefix_pool=8,
         canary_copies=(0, 20, 60), canaries_per_count=2,
     ),
     # Benchmarks and the demo: under 10 minutes on 2 idle cores (~1.3M parameters).
@@ -59,6 +63,7 @@ PRESETS: dict[str, Preset] = {
         n_nonmember_passages=600, n_prefix_pool=300, n_reference_passages=1500,
         book_copies={50: 20, 20: 40, 8: 40, 4: 60, 2: 60}, n_member_passages=400,
         n_people=120, n_holdout_people=100, forget_share=0.2, fact_copies=6,
+        n_stop_people=100, n_relearn_people=24, n_member_prefix_pool=24,
     ),
 }
 

@@ -43,7 +43,7 @@ def plot_unlearning(run: RunFolder, res: dict) -> None:
         ax.plot([e["step"] for e in log], [e[k] for e in log], label=k, color=c)
     for name, t in res["targets"].items():
         ax.axhline(t, color="grey", lw=0.8, ls=":")
-        ax.text(0, t, f" {name} holdout", va="bottom", fontsize=8)
+        ax.text(0, t, f" {name} stop calibration", va="bottom", fontsize=8)
     ax.set(xlabel="step", ylabel="mean NLL (nats / token)", title=f"Unlearning: {res['method']}")
     ax.legend()
     run.figure("unlearning_losses", fig)
@@ -75,6 +75,14 @@ def render_testbed(run: Path, manifest: dict) -> str | None:
     return "\n".join(parts)
 
 
+def _stop_text(res: dict) -> str:
+    """What the strengths are multiples of, as the run recorded it."""
+    stop = res.get("stop_calibration")
+    if stop is None:  # a run from before the stop-calibration split
+        return "the holdout loss"
+    return f"the loss on <code>{stop['split']}</code> ({stop['n_samples']} facts of never-trained people, disjoint from the holdout; {stop['loss']:.3f})"
+
+
 @register_section("unlearning", title="Unlearning", order=6)
 def render_unlearning(run: Path, manifest: dict) -> str | None:
     if not (run / "unlearn.json").exists():
@@ -84,7 +92,7 @@ def render_unlearning(run: Path, manifest: dict) -> str | None:
         return "<p>Retrain control: a model trained from scratch on <code>retain</code> only.</p>" + table([{"split": k, "mean NLL": v} for k, v in res["losses"].items()])
     rows = [{"checkpoint": k, "step": v["step"], "forget NLL": v["forget"], "retain NLL": v["retain"], "holdout NLL": v["holdout"], "target reached": v["reached"]} for k, v in res["checkpoints"].items()]
     parts = [f"<p>Method <b>{res['method']}</b>; before unlearning: forget {res['base_losses']['forget']:.3f}, retain {res['base_losses']['retain']:.3f}, holdout {res['base_losses']['holdout']:.3f} (mean NLL). "
-             f"Checkpoints are saved when the forget loss reaches each multiple of the holdout loss; <code>model/</code> is the strongest ({res['strongest']}). Retain and holdout losses during training are logged on fixed random subsets of 256 samples.</p>", table(rows)]
+             f"Checkpoints are saved when the forget loss reaches each multiple of {_stop_text(res)}; <code>model/</code> is the strongest ({res['strongest']}). Retain and holdout losses during training are logged on fixed random subsets of 256 samples.</p>", table(rows)]
     if (run / "figures/unlearning_losses.png").exists():
         parts.append(img(run / "figures/unlearning_losses.png", alt="losses during unlearning"))
     return "\n".join(parts)

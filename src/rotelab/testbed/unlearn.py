@@ -2,9 +2,16 @@
 testbed's forget set and checkpoint it at outcome strengths.
 
 Strengths are defined by outcome, not steps: a checkpoint is saved when the forget loss first
-reaches 1.0x and 1.5x the starting model's holdout loss (or at the step cap, recorded as such).
-The forget loss is checked after every step; the full forget / retain / holdout log every
-``eval_every`` steps, with retain and holdout on fixed random subsets of ``eval_samples``.
+reaches 1.0x and 1.5x the starting model's loss on ``stop_calibration`` (facts of never-trained
+people, disjoint from ``holdout``), or at the step cap, recorded as such. Calibrating on the
+holdout itself would let the set an evaluation separates the forgotten facts from choose the
+checkpoint it evaluates. The forget loss is checked after every step; the full forget / retain /
+holdout log every ``eval_every`` steps, with retain and holdout on fixed random subsets of
+``eval_samples``.
+
+What the unlearner keeps is every trained sample not forgotten: ``retain`` plus the
+``member_prefix_pool`` (trained, set apart only so that no scored set holds it), in training
+order; the retrain control trains on the same.
 
 Writes ``model/`` (the strongest checkpoint), ``checkpoints/<strength>/``, ``unlearn.json``
 (targets, checkpoints and the step log) and ``figures/unlearning_losses.png``.
@@ -27,10 +34,12 @@ from rotelab.core.runs import RunFolder
 from rotelab.errors import RotelabError
 from rotelab.testbed.folder import Testbed
 from rotelab.testbed.methods import METHODS, Batch, Method, npo_loss  # noqa: F401  (npo_loss: the objective's home is methods)
-from rotelab.testbed.splits import read_split
+from rotelab.testbed.splits import SPLITS, in_training_order, read_split
 
 STRENGTHS = (1.0, 1.5)
-SPLITS_USED = ("forget", "retain", "holdout")
+STOP_SPLIT = "stop_calibration"  # the split whose loss the strengths are multiples of
+LOSS_SPLITS = ("forget", "retain", "holdout", STOP_SPLIT)  # read, each non-empty
+SPLITS_USED = (*LOSS_SPLITS, "member_prefix_pool")  # every split an unlearning run reads (its inputs)
 
 
 @dataclass(frozen=True)
@@ -99,10 +108,25 @@ def check_testbed(path: Path | str) -> Testbed:
         raise RotelabError(f"{tb.model}: no weights (*.safetensors) in the testbed's model folder")
     if not (tb.model / "tokenizer.json").is_file():
         raise RotelabError(f"{tb.model}: no tokenizer.json in the testbed's model folder")
-    for name in SPLITS_USED:
+    for name in (STOP_SPLIT, "member_prefix_pool"):
+        if not (tb.root / "splits" / f"{name}.jsonl").is_file():
+            raise RotelabError(_rebuild_message(tb, name))
+    for name in LOSS_SPLITS:
         if not read_split(tb.root, name):
             raise RotelabError(f"{tb.root / 'splits' / f'{name}.jsonl'}: the split is empty")
     return tb
+
+
+def _rebuild_message(tb: Testbed, name: str) -> str:
+    """One line for a testbed built before ``splits/<name>.jsonl`` existed: rebuild it (same model)."""
+    try:
+        m = read_json(tb.root / "manifest.json")
+        preset, seed = m["preset"]["name"], m.get("seed") or 0
+    except (OSError, ValueError, KeyError, TypeError):
+        preset, seed = "PRESET", "SEED"
+    return (f"{tb.root / 'splits' / f'{name}.jsonl'}: missing (a testbed built before the stop-calibration split; the unlearning stop "
+            f"must not be calibrated on the holdout it is evaluated on): rebuild it with 'rotelab testbed build --preset {preset} --seed {seed} "
+            f"--out {tb.root} --overwrite' (the trained model comes out byte-identical)")
 
 
 def validate(testbed: Path | str, config: UnlearnConfig) -> tuple[Testbed, Method]:
@@ -132,7 +156,8 @@ class Job:
         self.testbed, self.config, self.run, self.progress = Path(testbed), config, run, progress
         self.tokenizer = PreTrainedTokenizerFast.from_pretrained(self.testbed / "model")
         L = AutoConfig.from_pretrained(self.testbed / "model").n_positions
-        self.rows = {k: read_split(self.testbed, k) for k in SPLITS_USED}  # forget, retain, holdout
+        self.rows = {k: read_split(self.testbed, k) for k in LOSS_SPLITS}
+        self.rows["retain"] = in_training_order(self.rows["retain"], read_split(self.testbed, "member_prefix_pool"))
         self.ids = {k: [x[:L] for x in self.tokenizer([r["text"] for r in v])["input_ids"]] for k, v in self.rows.items()}
         pick = random.Random(config.seed + 7)
         self.eval_ids = {k: pick.sample(self.ids[k], min(config.eval_samples, len(self.ids[k]))) for k in ("retain", "holdout")}
@@ -142,7 +167,7 @@ class Job:
         return read_json(self.testbed / "manifest.json")
 
     def mean_nll(self, model, split: str) -> float:
-        """Mean NLL of ``model`` over a whole split (``forget``, ``retain`` or ``holdout``)."""
+        """Mean NLL of ``model`` over a whole split (``forget``, ``retain``, ``holdout`` or ``stop_calibration``)."""
         return mean_nll(model, self.ids[split])
 
     def save_model(self, model, name: str) -> Path:
@@ -175,7 +200,8 @@ class Job:
         model = AutoModelForCausalLM.from_pretrained(self.testbed / "model")
         ref = copy.deepcopy(model).eval() if method.needs_reference else None
         base = {"forget": mean_nll(model, forget), "retain": mean_nll(model, self.eval_ids["retain"]), "holdout": mean_nll(model, self.ids["holdout"])}
-        targets = {f"{s:.1f}x": s * base["holdout"] for s in STRENGTHS}
+        stop = {"split": STOP_SPLIT, "n_samples": len(self.ids[STOP_SPLIT]), "loss": mean_nll(model, self.ids[STOP_SPLIT])}
+        targets = {f"{s:.1f}x": s * stop["loss"] for s in STRENGTHS}
         opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.0)
         rng = random.Random(cfg.seed)
         log = [{"step": 0, **base}]
@@ -207,7 +233,7 @@ class Job:
             saved["cap"] = log[-1] | {"reached": False, "note": f"forget loss never reached {max(targets.values()):.3f} within {cfg.max_steps} steps"}
         strongest = list(saved)[-1]
         self.save_model(model if strongest == "cap" else AutoModelForCausalLM.from_pretrained(self.run.path / "checkpoints" / strongest), "model")
-        return {"method": cfg.method, "base_losses": base, "targets": targets, "checkpoints": saved, "strongest": strongest, "steps": step, "log": log}
+        return {"method": cfg.method, "base_losses": base, "stop_calibration": stop, "targets": targets, "checkpoints": saved, "strongest": strongest, "steps": step, "log": log}
 
 
 def unlearn(testbed: Path | str, config: UnlearnConfig, run: RunFolder, *, progress: bool = True) -> dict[str, Any]:
@@ -221,7 +247,7 @@ def unlearn(testbed: Path | str, config: UnlearnConfig, run: RunFolder, *, progr
     tb, method = validate(testbed, config)
     root = tb.root.resolve()
     run.manifest["testbed"] = str(root)
-    run.manifest["splits"] = {k: str(root / "splits" / f"{k}.jsonl") for k in ("forget", "retain", "holdout", "members", "nonmembers", "paraphrases", "canaries", "prefix_pool")}
+    run.manifest["splits"] = {k: str(root / "splits" / f"{k}.jsonl") for k in SPLITS}
     run.manifest["config"] = asdict(config)
     run.save_manifest()
     result = method.run(Job(root, config, run, progress=progress))

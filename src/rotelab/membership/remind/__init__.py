@@ -5,4 +5,6 @@
     landscape.py  the input loss landscape of one sample and the features read from it
     classify.py   the classifier, its folds and the forgotten-vs-holdout figures
     figures.py    the landscape picture and the ROC curves
+    curve.py      the figures against the number of variants K (nested subsets of one probe)
+    report.py     the 3-way tables (per-state AUCs, confusion matrix) of the report section
 """

@@ -56,11 +56,12 @@ class RemindConfig:
             raise RotelabError(f"need C > 0 and continuation >= 1; got {self.C}, {self.continuation}")
 
 
-def probe_samples(
+def probe_variants(
     lm: "LanguageModel", sig: Sequence[TokenSignals], nb: Neighbours, cfg: ProbeConfig, *, batch_size: int = 64, progress: bool = False, passes: "Path | None" = None
-) -> list[dict[str, float]]:
-    """Landscape features of every sample; all variants of all samples scored in shared batches
-    (saved per batch under ``passes`` when given)."""
+) -> list[tuple[dict, dict]]:
+    """Per sample: each setting's K variant log-prob arrays ((T-1,) each) and its (K, T) swap
+    masks. All variants of all samples are scored in shared batches (saved per batch under
+    ``passes`` when given)."""
     rng = np.random.default_rng(cfg.seed)
     settings = cfg.settings()
     seqs: list[list[int]] = []
@@ -72,14 +73,23 @@ def probe_samples(
             seqs += v
         masks.append(m)
     out_lp = checkpointed_map(None, seqs, folder=passes, batch_size=batch_size, progress=progress, label="REMIND variants", many=lambda bs: logp_many(lm, bs, label="REMIND variants"))  # type: ignore[arg-type]
-    feats, at = [], 0
-    for s, m in zip(sig, masks):
+    per_sample, at = [], 0
+    for m in masks:
         var = {}
         for st in settings:
             var[st] = out_lp[at : at + cfg.k]
             at += cfg.k
-        feats.append(landscape_features(s, var, m, cfg))
-    return feats
+        per_sample.append((var, m))
+    return per_sample
+
+
+def probe_samples(
+    lm: "LanguageModel", sig: Sequence[TokenSignals], nb: Neighbours, cfg: ProbeConfig, *, batch_size: int = 64, progress: bool = False, passes: "Path | None" = None
+) -> list[dict[str, float]]:
+    """Landscape features of every sample (:func:`probe_variants`, then
+    :func:`~rotelab.membership.remind.landscape.landscape_features`)."""
+    probed = probe_variants(lm, sig, nb, cfg, batch_size=batch_size, progress=progress, passes=passes)
+    return [landscape_features(s, var, m, cfg) for s, (var, m) in zip(sig, probed)]
 
 
 def rouge_continuation(lm: "LanguageModel", sig: Sequence[TokenSignals], *, n_new: int, batch_size: int = 64, passes: "Path | None" = None) -> np.ndarray:
