@@ -84,5 +84,5 @@ def relearned_copy(model: torch.nn.Module, ids: list[list[int]], cfg: RelearnCon
         loss.backward()
         torch.nn.utils.clip_grad_norm_(m.parameters(), 1.0)
         opt.step()
-        losses.append(float(loss))
+        losses.append(loss.item())
     return m.eval(), losses
