@@ -169,3 +169,15 @@ def _testbed_preset(testbed: "Testbed") -> dict | None:
     p = m.get("preset") if isinstance(m, dict) else None
     ok = isinstance(p, dict) and all(isinstance(p.get(k), dict) and {f.name for f in fields(spec)} <= set(p[k]) for k, spec in (("model", ModelSpec), ("train", TrainSpec)))
     return p if ok else None
+
+
+@METHODS.register("simnpo")
+class SimNPO(GradDiff):
+    """SimNPO (Fan et al. 2024, "Simplicity prevails"): NPO without the reference model, on the
+    length-normalised log-likelihood: (2/beta) E_F[log(1 + exp(beta log pi(y|x) / |y|))] + alpha NLL(R)
+    (margin delta = 0, OpenUnlearning's default; OpenUnlearning uses beta = 4.5: pass ``--beta``)."""
+
+    def forget_loss(self, forget: Batch) -> "Tensor":
+        import torch.nn.functional as F
+
+        return -(2.0 / self.config.beta) * F.logsigmoid(-self.config.beta * forget.mean_logp).mean()

@@ -1,0 +1,131 @@
+"""The math of a verification, as pure functions of per-sample figures.
+
+Convention (the house's): scores are higher = more member-like; labels 1 = forgotten, 0 = holdout.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import stats as _st
+
+
+def truth_ratio(true_nll, false_nll) -> np.ndarray:
+    """TOFU's truth ratio per question (Maini et al. 2024; OpenUnlearning's ``truth_ratio``):
+
+    .. math:: R = \\frac{\\operatorname{mean}_j P(\\tilde a_j | q)^{1/|\\tilde a_j|}}{P(a | q)^{1/|a|}}
+              = \\exp(\\bar\\ell_{true} - \\operatorname{mean}_j \\bar\\ell_{false, j})
+
+    as OpenUnlearning computes it: per-token mean NLLs ``true_nll`` (n,) of the correct answer and
+    ``false_nll`` (n, m) of m perturbed answers; the false NLLs are averaged before exponentiating.
+    R < 1: the model prefers the truth (remembers); R near 1: indifferent.
+
+    >>> truth_ratio([1.0], [[2.0, 4.0]]).round(4).tolist()  # exp(1 - 3)
+    [0.1353]
+    """
+    t = np.asarray(true_nll, dtype=float)
+    f = np.asarray(false_nll, dtype=float)
+    if f.ndim != 2 or f.shape[0] != t.shape[0]:
+        raise ValueError(f"false_nll must be (n, m) with n = {t.shape[0]}; got {f.shape}")
+    return np.exp(t - f.mean(axis=1))
+
+
+def forget_quality(tr_unlearned, tr_retrained) -> dict:
+    """OpenUnlearning's Forget Quality: the two-sample Kolmogorov-Smirnov p-value between the
+    unlearned and the retrained model's truth ratios on the forget set (scipy.stats.ks_2samp,
+    two-sided, exact or asymptotic as scipy chooses). High = indistinguishable from retraining.
+
+    >>> round(forget_quality([0.1, 0.2, 0.3], [0.1, 0.2, 0.3])["p_value"], 4)
+    1.0
+    """
+    r = _st.ks_2samp(np.asarray(tr_unlearned, dtype=float), np.asarray(tr_retrained, dtype=float))
+    return {"p_value": float(r.pvalue), "ks_statistic": float(r.statistic), "n": [len(tr_unlearned), len(tr_retrained)]}
+
+
+def auc(pos, neg) -> float:
+    """Mann-Whitney AUC = P(s+ > s-) + 0.5 P(tie) (the same as :func:`rotelab.core.stats.roc_auc`)."""
+    from rotelab.core.stats import roc_auc
+
+    pos, neg = np.asarray(pos, dtype=float), np.asarray(neg, dtype=float)
+    return roc_auc(np.concatenate([pos, neg]), np.r_[np.ones(len(pos)), np.zeros(len(neg))])
+
+
+def oracle_distance(unlearned, retrained) -> float:
+    """Bounded two-sided distance to the retrained oracle: ``2 |AUC - 0.5|`` where AUC separates
+    the unlearned model's per-sample forget-set scores from the retrained model's.
+
+    0 = indistinguishable from retraining; 1 = fully separable, in either direction (an
+    over-unlearned model, scores far below the oracle's, is as far as an un-unlearned one).
+
+    >>> oracle_distance([3.0, 4.0], [1.0, 2.0]), oracle_distance([1.0, 2.0], [3.0, 4.0]), oracle_distance([1.0, 3.0], [2.0, 2.0])
+    (1.0, 1.0, 0.0)
+    """
+    return float(2 * abs(auc(unlearned, retrained) - 0.5))
+
+
+def auc_bootstrap(pos, neg, *, n_boot: int = 2000, seed: int = 0) -> np.ndarray:
+    """(n_boot,) bootstrap AUCs, forgotten and holdout resampled separately (as
+    :func:`rotelab.core.stats.auc_bootstrap_ci`), vectorised through ranks of each resample."""
+    pos, neg = np.asarray(pos, dtype=float), np.asarray(neg, dtype=float)
+    rng = np.random.default_rng(seed)
+    P = pos[rng.integers(0, len(pos), (n_boot, len(pos)))]  # (B, n1)
+    N = neg[rng.integers(0, len(neg), (n_boot, len(neg)))]  # (B, n0)
+    ranks = _st.rankdata(np.concatenate([P, N], axis=1), axis=1)  # (B, n1 + n0)
+    n1, n0 = len(pos), len(neg)
+    return (ranks[:, :n1].sum(1) - n1 * (n1 + 1) / 2) / (n1 * n0)
+
+
+def auc_excess_p(pos, neg, *, delta: float = 0.05, n_boot: int = 2000, seed: int = 0) -> dict:
+    """AUC, its 95% percentile-bootstrap interval, and the one-sided bootstrap p-value of
+    H0: AUC <= 0.5 + delta, ``p = (1 + #{AUC_b <= 0.5 + delta}) / (B + 1)``.
+
+    ``p <= 0.025`` exactly when the interval's lower end exceeds ``0.5 + delta`` (up to the +1).
+
+    >>> r = auc_excess_p([5.0, 6, 7, 8], [1.0, 2, 3, 4], n_boot=200)
+    >>> r["auc"], r["p_value"] < 0.025
+    (1.0, True)
+    """
+    boot = auc_bootstrap(pos, neg, n_boot=n_boot, seed=seed)
+    p = (1 + int((boot <= 0.5 + delta).sum())) / (n_boot + 1)
+    return {"auc": auc(pos, neg), "auc_ci": [float(np.quantile(boot, 0.025)), float(np.quantile(boot, 0.975))], "p_value": float(p)}
+
+
+def holm(p_values) -> np.ndarray:
+    """Holm's step-down adjusted p-values (Holm 1979): with p sorted ascending,
+    ``p~_(i) = max_{j <= i} min(1, (m - j + 1) p_(j))``, returned in the input order.
+
+    >>> holm([0.01, 0.04, 0.03]).tolist()
+    [0.03, 0.06, 0.06]
+    """
+    p = np.asarray(p_values, dtype=float)
+    m = len(p)
+    order = np.argsort(p, kind="stable")
+    adj = np.minimum(1.0, np.maximum.accumulate((m - np.arange(m)) * p[order]))
+    out = np.empty(m)
+    out[order] = adj
+    return out
+
+
+def recovered_share(nll_original, nll_unlearned, nll_attacked, *, n_boot: int = 1000, seed: int = 0) -> dict:
+    """Share of the original-vs-unlearned forget-set loss gap an attack recovers:
+
+    .. math:: r = \\frac{\\bar L_{unl} - \\bar L_{att}}{\\bar L_{unl} - \\bar L_{orig}}
+
+    over the same samples (mean per-sample NLLs), with a paired percentile-bootstrap interval
+    (samples resampled jointly). 0 = nothing recovered, 1 = back to the original. None with a
+    reason when unlearning opened no gap (``L_unl <= L_orig``).
+
+    >>> recovered_share([1.0, 1.0], [3.0, 3.0], [2.0, 2.0])["share"]
+    0.5
+    """
+    from rotelab.core.stats import paired_bootstrap_ci
+
+    o, u, a = (np.asarray(x, dtype=float) for x in (nll_original, nll_unlearned, nll_attacked))
+
+    def share(o, u, a):
+        gap = u.mean() - o.mean()
+        return (u.mean() - a.mean()) / gap if gap > 0 else np.nan
+
+    s = share(o, u, a)
+    if not np.isfinite(s):
+        return {"share": None, "share_reason": "unlearning opened no forget-loss gap (unlearned loss <= original)", "ci": None}
+    return {"share": float(s), "ci": paired_bootstrap_ci((o, u, a), share, n_boot=n_boot, seed=seed)}
