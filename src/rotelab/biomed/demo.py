@@ -7,11 +7,11 @@ from pathlib import Path
 
 from rotelab.core.demo_steps import register_step
 
-# A micro scale that trains in about a minute on two CPU threads.
+# A micro scale that runs in seconds on one CPU thread (the planted-effect test's scale, fewer steps).
 DEMO = dict(
-    task=dict(n_per_bin=30, n_bins=3, directions="forward"),
-    pretrain=dict(n_layer=2, n_embd=64, n_head=4, n_positions=64, epochs=1, max_mentions=4),
-    finetune=dict(epochs=60, lr=5e-3, batch_size=16),
+    task=dict(n_per_bin=60, n_bins=2, val_share=0.25, directions="forward"),
+    pretrain=dict(n_layer=1, n_embd=64, n_head=4, n_positions=48, epochs=1, max_mentions=4),
+    finetune=dict(epochs=30, lr=3e-3, batch_size=32, warmup_steps=10),
 )
 
 

@@ -239,10 +239,14 @@ def load_go(go_db: Path | None = None, org_db: Path | None = None) -> tuple[dict
 
 # -- synthetic ----------------------------------------------------------------------------------
 # Sixteen words per slot with distinct initials, so that a derived id (the initials) names one term.
-MODIFIERS = ("abnormal", "bilateral", "chronic", "distal", "episodic", "focal", "generalized", "hypoplastic",
-             "intermittent", "juvenile", "keratotic", "lateral", "mild", "nodular", "obstructive", "progressive")
-SITES = ("aortic", "biliary", "cardiac", "dental", "esophageal", "facial", "gastric", "hepatic",
-         "iliac", "lumbar", "muscular", "neural", "ocular", "pulmonary", "renal", "skeletal")
+# Every modifier has 6 letters and every site 7, so each initial sits at a fixed character offset of
+# the prompt: a micro character-level model learns the rule from absolute positions. With words of
+# varying length it needs an induction mechanism that a 2-layer model did not find at test scale
+# (200 training terms, 1,000 steps: validation exact match 0.07).
+MODIFIERS = ("atonic", "benign", "cystic", "dorsal", "florid", "immune", "keloid", "labile",
+             "marked", "nodose", "occult", "patchy", "recent", "severe", "tender", "varied")
+SITES = ("adrenal", "biliary", "cardiac", "enteric", "femoral", "gastric", "hepatic", "jugular",
+         "lingual", "macular", "ovarian", "pleural", "retinal", "splenic", "uterine", "vesical")
 FINDINGS = ("atrophy", "bleeding", "cyst", "dysplasia", "edema", "fibrosis", "granuloma", "hemorrhage",
             "inflammation", "lesion", "malformation", "nodule", "obstruction", "pain", "stenosis", "tumor")
 
@@ -250,7 +254,7 @@ FINDINGS = ("atrophy", "bleeding", "cyst", "dysplasia", "edema", "fibrosis", "gr
 def derived_id(term: str) -> str:
     """The initials of the term's words: a lexicalized identifier (an abbreviation).
 
-    >>> derived_id("chronic renal cyst")
+    >>> derived_id("cystic retinal cyst")
     'crc'
     """
     return "".join(w[0] for w in term.split())
