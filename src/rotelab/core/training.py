@@ -170,6 +170,28 @@ def train_tokenizer(texts: Iterable[str], *, vocab_size: int = 4096, min_frequen
     )
 
 
+def char_tokenizer(texts: Iterable[str]):
+    """A character-level tokenizer over the characters of ``texts`` (``tokenizers`` WordLevel on
+    single characters); returns a ``PreTrainedTokenizerFast``.
+
+    As :func:`train_tokenizer`: ``<|endoftext|>`` is BOS, EOS and padding and is prepended to every
+    text. A character outside ``texts`` maps to ``<unk>``. One token per character lets a micro
+    model see the letters of a word (e.g. learn an abbreviation rule).
+    """
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    unk = "<unk>"
+    vocab = {EOS: 0, unk: 1}
+    for c in sorted(set("".join(texts))):
+        vocab.setdefault(c, len(vocab))
+    tok = Tokenizer(models.WordLevel(vocab, unk_token=unk))
+    tok.pre_tokenizer = pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated")
+    tok.decoder = decoders.Fuse()
+    tok.post_processor = processors.TemplateProcessing(single=f"{EOS} $A", special_tokens=[(EOS, 0)])
+    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=EOS, eos_token=EOS, pad_token=EOS, unk_token=unk)
+
+
 def save_model_dir(model, tokenizer, dest: Path | str) -> None:
     """save_pretrained (safetensors) + tokenizer into a temporary folder, then move it in place.
 
