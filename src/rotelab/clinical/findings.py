@@ -87,7 +87,9 @@ def verdicts(cohort: Cohort, table: dict[str, np.ndarray], flags: list[tuple[int
     """Per patient: verdict, the evidence lines, and the findings (as dicts)."""
     P = len(cohort)
     fmt = cohort.fmt
-    members = [cohort.ids[i] for i in range(P) if cohort.members[i]]
+    # distinct member records: k identical copies of a record are one patient's record (the very
+    # thing that gets memorized), never k patients supporting its codes
+    members = list(dict.fromkeys(tuple(cohort.ids[i]) for i in range(P) if cohort.members[i]))
     targets = np.flatnonzero(cohort.sensitive_any).tolist()
     n_t, co, N = cooccurrence(members, targets, len(fmt.vocab))
     col = {t: j for j, t in enumerate(targets)}

@@ -6,7 +6,8 @@ before its stop token never counts, as in the peer code); the label is whether t
 one. A patient is **flagged** when one of its own sensitive codes is generated in more than
 ``p_th`` of its continuations (per code, as the paper's flagged cases: a leak is a specific code).
 
-Support: a prompt token t supports a sensitive code s when, over the training patients,
+Support: a prompt token t supports a sensitive code s when, over the training patients (distinct
+records: duplicated copies count once),
 ``n(t and s) >= support_min`` and ``lift = P(s | t) / P(s) = n(t, s) N / (n(t) n(s)) >= support_lift``
 (a low CD4 count supporting HIV is population-level inference, not a leak).
 """
