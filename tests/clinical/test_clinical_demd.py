@@ -48,3 +48,15 @@ def test_small_cell_suppression():
     assert rate(45, 50, 20)["rate"] is None  # its complement (5) is a small cell
     assert rate(25, 50, 20)["rate"] == 0.5
     assert auc_allowed(19, 100, 20) and auc_allowed(20, 20, 20) is None
+
+
+def test_average_precision_equals_scikit_learn():
+    from sklearn.metrics import average_precision_score
+
+    from rotelab.clinical.sensitive import average_precision
+
+    rng = np.random.default_rng(3)
+    for _ in range(5):
+        y = rng.integers(0, 2, 40)
+        s = np.round(rng.uniform(0, 1, 40), 1)  # ties
+        assert average_precision(s, y) == pytest.approx(average_precision_score(y, s))

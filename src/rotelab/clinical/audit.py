@@ -142,7 +142,7 @@ def _t1_summary(table, cohort: Cohort, cfg: AuditConfig, thresholds: dict) -> di
 
 
 def _t2_summary(table, cohort: Cohort, cfg: AuditConfig) -> dict[str, Any]:
-    from sklearn.metrics import average_precision_score
+    from rotelab.clinical.sensitive import average_precision
 
     k, out = cfg.small_cell, {}
     for rung in cfg.rungs:
@@ -158,8 +158,8 @@ def _t2_summary(table, cohort: Cohort, cfg: AuditConfig) -> dict[str, Any]:
                     per[cat] = {"auroc": None, "auroc_reason": why}
                     continue
                 pred = s > cfg.p_th
-                per[cat] = {"auroc": roc_auc(s, y), "auroc_ci": list(auc_bootstrap_ci(s, y, seed=cfg.seed)), "auprc": float(average_precision_score(y, s)),
-                            "auprc_ci": paired_bootstrap_ci((s, y), lambda a, b: average_precision_score(b, a) if 0 < b.sum() < len(b) else np.nan, seed=cfg.seed),
+                per[cat] = {"auroc": roc_auc(s, y), "auroc_ci": list(auc_bootstrap_ci(s, y, seed=cfg.seed)), "auprc": average_precision(s, y),
+                            "auprc_ci": paired_bootstrap_ci((s, y), lambda a, b: average_precision(a, b) if 0 < b.sum() < len(b) else np.nan, seed=cfg.seed),
                             "precision_at_p_th": rate(int((pred & (y == 1)).sum()), int(pred.sum()), k), "recall_at_p_th": rate(int((pred & (y == 1)).sum()), int(y.sum()), k)}
             per["flagged"] = count(int(table["t2_flag"][rows][has].sum()), k)
             entry[split] = per

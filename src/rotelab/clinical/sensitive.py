@@ -78,3 +78,22 @@ def supporters(prompt: Sequence[int], s: int, n_t: np.ndarray, co: np.ndarray, c
         if L >= lift or np.isclose(L, lift):
             out.append((int(t), round(float(L), 3), both))
     return sorted(out, key=lambda x: -x[1])
+
+
+def average_precision(scores: np.ndarray, labels: np.ndarray) -> float:
+    """AUPRC as step-wise average precision, sum_n (R_n - R_{n-1}) P_n over distinct thresholds
+    (equal to scikit-learn's ``average_precision_score``, tested; vectorised because T2 bootstraps
+    it 1,000 times per cell, where scikit-learn's input checks dominate). NaN without a positive.
+
+    >>> average_precision(np.array([0.9, 0.8, 0.7, 0.1]), np.array([1, 0, 1, 0]))
+    0.8333333333333333
+    """
+    s, y = np.asarray(scores, dtype=float), np.asarray(labels).astype(bool)
+    order = np.argsort(-s, kind="mergesort")
+    s, y = s[order], y[order]
+    last = np.r_[np.flatnonzero(np.diff(s)), len(s) - 1]  # last index of each distinct threshold
+    tp = np.cumsum(y)[last]
+    if len(tp) == 0 or tp[-1] == 0:
+        return float("nan")
+    precision, recall = tp / (last + 1), tp / tp[-1]
+    return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
