@@ -95,7 +95,8 @@ def _auc_by(run, name: str, per_rung: dict, get, key: str, title: str, series: t
     ax.set_ylim(0, 1.02)
     ax.set_ylabel(key.upper() + " (95% bootstrap CI)")
     ax.set_title(title + "; suppressed cells not drawn", fontsize=9)
-    ax.legend(fontsize=8)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8)
     run.figure(name, fig)
 
 
@@ -133,5 +134,6 @@ def _verdicts(run, verdicts: dict, k: int) -> None:
     ax.set_xticks(range(3), names)
     ax.set_ylabel("patients")
     ax.set_title(f"Verdicts (counts < {k} shown as '<{k}')", fontsize=9)
-    ax.legend(fontsize=8)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8)
     run.figure("clinical_verdicts", fig)

@@ -1,0 +1,77 @@
+"""The audit on a micro model that memorized its canaries: each test's direction on planted
+data, the privacy rules, resume and stale-run refusal, bad input before the run folder."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from tests.clinical.conftest import MICRO_AUDIT, planted_kind
+from rotelab.errors import RotelabError
+
+
+def _evidence(run, name):
+    return {k: np.asarray(v) for k, v in pq.read_table(run / "evidence" / name).to_pydict().items()}
+
+
+def test_planted_memorization_is_found_and_rises_with_duplication(micro_audit, micro_cohort):
+    run, summary = micro_audit
+    pts = _evidence(run, "patients.parquet")
+    kind = planted_kind(micro_cohort, pts["subject_id"])
+    # T4: Min-K% rises with the number of copies; members above held-out
+    mink = _evidence(run, "membership.parquet")["mink"]
+    assert mink[kind == "canary16"].mean() > mink[kind == "canary4"].mean() > mink[kind == "canary1"].mean()
+    assert mink[kind == "canary16"].mean() > mink[(kind == "heldbait") | (kind == "implied-held_out")].mean()
+    # T1 at the headline rung: the x16 canaries' trajectories are reproduced far closer than held-out patients'
+    lad = _evidence(run, "ladder.parquet")
+    rows = lad["rung"] == MICRO_AUDIT.t1_rung
+    d = lad["d_emd"][rows]
+    assert np.nanmean(d[kind == "canary16"]) < 0.5 * np.nanmean(d[~pts["split"].astype(str).__eq__("train")])
+    # T2 + verdicts: duplicated canaries' bait codes are memorization; a bait code never trained on is not found
+    verdict = pts["verdict"]
+    assert (verdict[kind == "canary16"] == "memorization").all()
+    assert (verdict[kind == "heldbait"] == "no finding").all()
+    f = _evidence(run, "findings.parquet")
+    t2 = (f["test"] == "T2") & (f["verdict"] == "memorization")
+    assert set(kind[f["patient"][t2].astype(int)]) >= {"canary16"}
+    # T5 ran on the findings, T3 and T6 reported, small cells suppressed
+    assert "T5" in summary and "T3" in summary and {r["subgroup"] for r in summary["T6"]} >= {"all", "rare", "age>85"}
+    assert summary["T4"]["mink"]["auc"] > 0.7
+
+
+def test_no_patient_id_outside_the_evidence_files(micro_audit):
+    run, summary = micro_audit
+    ids = {str(int(s)) for s in _evidence(run, "patients.parquet")["subject_id"]}
+    text = json.dumps(summary) + (run / "report.html").read_text() + (run / "summary.json").read_text()
+    assert not [s for s in ids if s in text]
+    assert (run / "cache").is_dir()  # the signal cache stays in the run folder
+
+
+def test_resume_reuses_work_and_refuses_changed_options(micro_audit, micro_model, micro_cohort):
+    from dataclasses import replace
+
+    from rotelab.clinical.api import audit
+
+    run, summary = micro_audit
+    before = sorted(p.stat().st_mtime for p in (run / "generations").iterdir())
+    again = audit(micro_model, micro_cohort, out=run, config=MICRO_AUDIT, progress=False)
+    assert sorted(p.stat().st_mtime for p in (run / "generations").iterdir()) == before
+    assert again["T4"] == summary["T4"]
+    with pytest.raises(RotelabError, match="computed from other options"):
+        audit(micro_model, micro_cohort, out=run, config=replace(MICRO_AUDIT, n_samples=3), progress=False)
+
+
+def test_bad_input_is_refused_before_the_run_folder(micro_model, tmp_path):
+    from dataclasses import replace
+
+    from rotelab.clinical.api import audit
+
+    with pytest.raises(RotelabError, match="not a MEDS dataset"):
+        audit(micro_model, tmp_path, out=tmp_path / "run", config=MICRO_AUDIT, progress=False)
+    assert not (tmp_path / "run").exists()
+    with pytest.raises(RotelabError, match="--tests"):
+        audit(micro_model, tmp_path, out=tmp_path / "run", config=replace(MICRO_AUDIT, tests=("T7",)), progress=False)
+    assert not (tmp_path / "run").exists()
