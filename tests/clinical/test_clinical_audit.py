@@ -39,7 +39,8 @@ def test_planted_memorization_is_found_and_rises_with_duplication(micro_audit, m
     assert set(kind[f["patient"][t2].astype(int)]) >= {"canary16"}
     # T5 ran on the findings, T3 and T6 reported, small cells suppressed
     assert "T5" in summary and "T3" in summary and {r["subgroup"] for r in summary["T6"]} >= {"all", "rare", "age>85"}
-    assert summary["T4"]["mink"]["auc"] > 0.7
+    # fewer than 20 held-out patients: the AUC is a small cell, suppressed with its reason
+    assert summary["T4"]["mink"]["auc"] is None and "small cell" in summary["T4"]["mink"]["auc_reason"]
 
 
 def test_no_patient_id_outside_the_evidence_files(micro_audit):
