@@ -33,7 +33,9 @@ OTHER_TIME = 1.5
 
 
 def time_increment(token: str) -> float:
-    """>>> time_increment("TIME//1"), time_increment("TIME//60+"), time_increment("LAB//CD4//0")
+    """Examples:
+
+    >>> time_increment("TIME//1"), time_increment("TIME//60+"), time_increment("LAB//CD4//0")
     (0.4, 1.5, 0.0)
     """
     return TIME_STEP.get(token, OTHER_TIME if "TIME" in token else 0.0)

@@ -21,7 +21,9 @@ PERTURBATIONS = ("age", "sex")
 
 
 def shifted_age(age: int, shift: int) -> int:
-    """>>> shifted_age(70, 10), shifted_age(24, 10)
+    """Examples:
+
+    >>> shifted_age(70, 10), shifted_age(24, 10)
     (60, 34)
     """
     return age - shift if age - shift >= 18 else age + shift

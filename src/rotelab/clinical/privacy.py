@@ -14,14 +14,18 @@ from rotelab.core.stats import rate_ci
 
 
 def small(n: int, k: int) -> bool:
-    """>>> small(0, 20), small(7, 20), small(20, 20)
+    """Examples:
+
+    >>> small(0, 20), small(7, 20), small(20, 20)
     (False, True, False)
     """
     return 0 < n < k
 
 
 def count(n: int, k: int) -> int | str:
-    """>>> count(3, 20), count(0, 20), count(25, 20)
+    """Examples:
+
+    >>> count(3, 20), count(0, 20), count(25, 20)
     ('<20', 0, 25)
     """
     return f"<{k}" if small(int(n), k) else int(n)

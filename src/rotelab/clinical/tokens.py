@@ -47,7 +47,9 @@ def code_token(code: str) -> str:
 
 
 def gap_token(days: float) -> str:
-    """>>> gap_token(0.5), gap_token(3), gap_token(45), gap_token(400)
+    """Examples:
+
+    >>> gap_token(0.5), gap_token(3), gap_token(45), gap_token(400)
     ('TIME//0', 'TIME//2', 'TIME//40-60', 'TIME//60+')
     """
     return next(tok for hi, tok in TIME_BINS if days < hi)
