@@ -76,3 +76,25 @@ def test_bad_input_is_refused_before_the_run_folder(micro_model, tmp_path):
     with pytest.raises(RotelabError, match="--tests"):
         audit(micro_model, tmp_path, out=tmp_path / "run", config=replace(MICRO_AUDIT, tests=("T7",)), progress=False)
     assert not (tmp_path / "run").exists()
+
+
+def test_audit_runs_on_a_tiny_random_mamba2(micro_cohort, tmp_path):
+    """The paper's architecture: a Mamba2ForCausalLM folder (no context in its config: the
+    tokenizer's model_max_length is used and stated in the manifest)."""
+    from rotelab.clinical.api import audit
+    from rotelab.clinical.config import AuditConfig, train_preset
+    from rotelab.clinical.medsio import read_meds
+    from rotelab.clinical.tokens import TokenFormat, build_tokenizer
+    from rotelab.clinical.train import new_ehr_model
+    from rotelab.core.training import save_model_dir
+
+    fmt = TokenFormat.fit(read_meds(micro_cohort))
+    model = new_ehr_model(train_preset("tiny", arch="mamba2", n_layer=1, n_embd=32), len(fmt.vocab), fmt.ids)
+    assert type(model).__name__ == "Mamba2ForCausalLM"
+    save_model_dir(model, build_tokenizer(fmt.vocab, context=64), tmp_path / "m")
+    fmt.save(tmp_path / "m")
+    cfg = AuditConfig(tests=("T1", "T2", "T4"), rungs=("random", "static", "5"), t1_rung="5", n_samples=4, new_tokens=8, embeddings="model", max_patients=10)
+    s = audit(tmp_path / "m", micro_cohort, out=tmp_path / "run", config=cfg, progress=False)
+    assert {"T1", "T2", "T4", "verdicts"} <= set(s)
+    m = json.loads((tmp_path / "run" / "manifest.json").read_text())["models"]["model"]
+    assert m["max_length"] == 64 and m["max_length_source"] == "tokenizer model_max_length"
