@@ -98,3 +98,20 @@ def test_audit_runs_on_a_tiny_random_mamba2(micro_cohort, tmp_path):
     assert {"T1", "T2", "T4", "verdicts"} <= set(s)
     m = json.loads((tmp_path / "run" / "manifest.json").read_text())["models"]["model"]
     assert m["max_length"] == 64 and m["max_length_source"] == "tokenizer model_max_length"
+
+
+def test_command_prints_one_json_document_and_bad_input_exits_2(micro_model, tmp_path):
+    from typer.testing import CliRunner
+
+    from rotelab.cli import app
+
+    r = CliRunner().invoke(app, ["clinical", "synth", "--preset", "tiny", "--patients", "30", "--out", str(tmp_path / "c"), "--json", "--quiet"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["data"] == str(tmp_path / "c")
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "rotelab.cli", "clinical", "audit", "--data", str(tmp_path / "nothing"), "--model", str(micro_model),
+                        "--out", str(tmp_path / "run")], capture_output=True, text=True)
+    assert r.returncode == 2 and r.stderr.strip() == f"error: {tmp_path / 'nothing'}: MEDS folder not found"
+    assert not (tmp_path / "run").exists()
