@@ -1,0 +1,117 @@
+"""The audit on a micro model that memorized its canaries: each test's direction on planted
+data, the privacy rules, resume and stale-run refusal, bad input before the run folder."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from tests.clinical.conftest import MICRO_AUDIT, planted_kind
+from rotelab.errors import RotelabError
+
+
+def _evidence(run, name):
+    return {k: np.asarray(v) for k, v in pq.read_table(run / "evidence" / name).to_pydict().items()}
+
+
+def test_planted_memorization_is_found_and_rises_with_duplication(micro_audit, micro_cohort):
+    run, summary = micro_audit
+    pts = _evidence(run, "patients.parquet")
+    kind = planted_kind(micro_cohort, pts["subject_id"])
+    # T4: Min-K% rises with the number of copies; members above held-out
+    mink = _evidence(run, "membership.parquet")["mink"]
+    assert mink[kind == "canary16"].mean() > mink[kind == "canary4"].mean() > mink[kind == "canary1"].mean()
+    assert mink[kind == "canary16"].mean() > mink[(kind == "heldbait") | (kind == "implied-held_out")].mean()
+    # T1 at the headline rung: the x16 canaries' trajectories are reproduced far closer than held-out patients'
+    lad = _evidence(run, "ladder.parquet")
+    rows = lad["rung"] == MICRO_AUDIT.t1_rung
+    d = lad["d_emd"][rows]
+    assert np.nanmean(d[kind == "canary16"]) < 0.5 * np.nanmean(d[~pts["split"].astype(str).__eq__("train")])
+    # T2 + verdicts: duplicated canaries' bait codes are memorization; a bait code never trained on is not found
+    verdict = pts["verdict"]
+    assert (verdict[kind == "canary16"] == "memorization").all()
+    assert (verdict[kind == "heldbait"] == "no finding").all()
+    f = _evidence(run, "findings.parquet")
+    t2 = (f["test"] == "T2") & (f["verdict"] == "memorization")
+    assert set(kind[f["patient"][t2].astype(int)]) >= {"canary16"}
+    # T5 ran on the findings, T3 and T6 reported, small cells suppressed
+    assert "T5" in summary and "T3" in summary and {r["subgroup"] for r in summary["T6"]} >= {"all", "rare", "age>85"}
+    # fewer than 20 held-out patients: the AUC is a small cell, suppressed with its reason
+    assert summary["T4"]["mink"]["auc"] is None and "small cell" in summary["T4"]["mink"]["auc_reason"]
+
+
+def test_no_patient_id_outside_the_evidence_files(micro_audit):
+    run, summary = micro_audit
+    ids = {str(int(s)) for s in _evidence(run, "patients.parquet")["subject_id"]}
+    text = json.dumps(summary) + (run / "report.html").read_text() + (run / "summary.json").read_text()
+    assert not [s for s in ids if s in text]
+    assert (run / "cache").is_dir()  # the signal cache stays in the run folder
+
+
+def test_resume_reuses_work_and_refuses_changed_options(micro_audit, micro_model, micro_cohort):
+    from dataclasses import replace
+
+    from rotelab.clinical.api import audit
+
+    run, summary = micro_audit
+    before = sorted(p.stat().st_mtime for p in (run / "generations").iterdir())
+    again = audit(micro_model, micro_cohort, out=run, config=MICRO_AUDIT, progress=False)
+    assert sorted(p.stat().st_mtime for p in (run / "generations").iterdir()) == before
+    assert again["T4"] == summary["T4"]
+    with pytest.raises(RotelabError, match="computed from other options"):
+        audit(micro_model, micro_cohort, out=run, config=replace(MICRO_AUDIT, n_samples=3), progress=False)
+
+
+def test_bad_input_is_refused_before_the_run_folder(micro_model, tmp_path):
+    from dataclasses import replace
+
+    from rotelab.clinical.api import audit
+
+    with pytest.raises(RotelabError, match="not a MEDS dataset"):
+        audit(micro_model, tmp_path, out=tmp_path / "run", config=MICRO_AUDIT, progress=False)
+    assert not (tmp_path / "run").exists()
+    with pytest.raises(RotelabError, match="--tests"):
+        audit(micro_model, tmp_path, out=tmp_path / "run", config=replace(MICRO_AUDIT, tests=("T7",)), progress=False)
+    assert not (tmp_path / "run").exists()
+
+
+def test_audit_runs_on_a_tiny_random_mamba2(micro_cohort, tmp_path):
+    """The paper's architecture: a Mamba2ForCausalLM folder (no context in its config: the
+    tokenizer's model_max_length is used and stated in the manifest)."""
+    from rotelab.clinical.api import audit
+    from rotelab.clinical.config import AuditConfig, train_preset
+    from rotelab.clinical.medsio import read_meds
+    from rotelab.clinical.tokens import TokenFormat, build_tokenizer
+    from rotelab.clinical.train import new_ehr_model
+    from rotelab.core.training import save_model_dir
+
+    fmt = TokenFormat.fit(read_meds(micro_cohort))
+    model = new_ehr_model(train_preset("tiny", arch="mamba2", n_layer=1, n_embd=32), len(fmt.vocab), fmt.ids)
+    assert type(model).__name__ == "Mamba2ForCausalLM"
+    save_model_dir(model, build_tokenizer(fmt.vocab, context=64), tmp_path / "m")
+    fmt.save(tmp_path / "m")
+    cfg = AuditConfig(tests=("T1", "T2", "T4"), rungs=("random", "static", "5"), t1_rung="5", n_samples=4, new_tokens=8, embeddings="model", max_patients=10)
+    s = audit(tmp_path / "m", micro_cohort, out=tmp_path / "run", config=cfg, progress=False)
+    assert {"T1", "T2", "T4", "verdicts"} <= set(s)
+    m = json.loads((tmp_path / "run" / "manifest.json").read_text())["models"]["model"]
+    assert m["max_length"] == 64 and m["max_length_source"] == "tokenizer model_max_length"
+
+
+def test_command_prints_one_json_document_and_bad_input_exits_2(micro_model, tmp_path):
+    from typer.testing import CliRunner
+
+    from rotelab.cli import app
+
+    r = CliRunner().invoke(app, ["clinical", "synth", "--preset", "tiny", "--patients", "30", "--out", str(tmp_path / "c"), "--json", "--quiet"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["data"] == str(tmp_path / "c")
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "rotelab.cli", "clinical", "audit", "--data", str(tmp_path / "nothing"), "--model", str(micro_model),
+                        "--out", str(tmp_path / "run")], capture_output=True, text=True)
+    assert r.returncode == 2 and r.stderr.strip() == f"error: {tmp_path / 'nothing'}: MEDS folder not found"
+    assert not (tmp_path / "run").exists()
