@@ -52,6 +52,14 @@ _API = {
     "steer_eval": "rotelab.steering.api:evaluate",
     "mbe": "rotelab.entropy.api:mbe",
     "train_gapt": "rotelab.entropy.api:train",
+    "verify_unlearning": "rotelab.verify.api:verify",
+    "ehr_synth": "rotelab.clinical.api:synth",
+    "ehr_train": "rotelab.clinical.api:train",
+    "ehr_audit": "rotelab.clinical.api:audit",
+    "biomed_task": "rotelab.biomed.api:build_task",
+    "biomed_pretrain": "rotelab.biomed.api:pretrain",
+    "biomed_finetune": "rotelab.biomed.api:finetune",
+    "biomed_evaluate": "rotelab.biomed.api:evaluate",
 }
 
 __all__ = sorted(_API)

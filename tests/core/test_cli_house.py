@@ -85,7 +85,7 @@ def _signature(p):
     return (tuple(p.opts), p.default, p.help, p.is_flag, p.required, str(p.type_descriptor.annotation))
 
 
-MODEL_COMMANDS = {"signals", "mia run", "remind run", "extract book", "extract samples", "steer probe", "steer generate", "steer eval", "entropy mbe"}
+MODEL_COMMANDS = {"signals", "mia run", "remind run", "extract book", "extract samples", "steer probe", "steer generate", "steer eval", "entropy mbe", "verify", "clinical audit", "biomed finetune", "biomed eval"}
 
 
 def _long_flag(info):

@@ -24,14 +24,18 @@ def normalize(s: str) -> str:
 
 
 def exact_match(pred: str, gold: str) -> bool:
-    """>>> exact_match(" HP:0001250 ", "HP:0001250"), exact_match("HP:0001251", "HP:0001250")
+    """Equal after normalisation (case, surrounding space).
+
+    >>> exact_match(" HP:0001250 ", "HP:0001250"), exact_match("HP:0001251", "HP:0001250")
     (True, False)
     """
     return normalize(pred) == normalize(gold)
 
 
 def synonym_match(pred: str, accepted: Sequence[str]) -> bool:
-    """>>> synonym_match("seizures", ["Seizure", "Seizures"])
+    """Equal to any accepted answer after normalisation.
+
+    >>> synonym_match("seizures", ["Seizure", "Seizures"])
     True
     """
     p = normalize(pred).casefold()

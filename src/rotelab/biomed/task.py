@@ -63,7 +63,7 @@ def bin_edges(popularity: np.ndarray, n_bins: int) -> np.ndarray:
     """Inner edges of up to ``n_bins`` quantile bins (ties stay in one bin, so there may be fewer).
 
     >>> bin_edges(np.array([0, 0, 0, 0, 1, 2, 5, 9]), 4).tolist()
-    [1.0, 3.5]
+    [0.5, 2.75]
     """
     qs = np.quantile(popularity, np.linspace(0, 1, n_bins + 1)[1:-1])
     edges = np.unique(qs)
