@@ -1,5 +1,6 @@
 """A micro world with ground truth for the verdict tests: a GPT-2 that memorized 30 facts, and
-models that forgot them in three ways (barely, suppressed, never learned: the retrained one)."""
+models that forgot them in three ways (barely, hidden: suppressed so that a few steps on retain
+data bring them back, never learned: the retrained one)."""
 
 from __future__ import annotations
 
@@ -23,7 +24,8 @@ def micro(tmp_path_factory):
 
 
 def build_micro(root):
-    """Folders ``original``, ``retrained`` (retain only) and ``barely`` (two GA steps), the JSONL
+    """Folders ``original``, ``retrained`` (retain only), ``barely`` and ``hidden`` (5 and 10
+    GradDiff steps from the original: :func:`graddiff`), the JSONL
     splits ``forget``, ``retain``, ``holdout``, ``relearn`` (facts of the same generator, never in
     training), and the ``root`` folder."""
     from rotelab.core.data import write_jsonl
@@ -44,5 +46,31 @@ def build_micro(root):
     retrained = new_model(spec, seed=0)
     train_on_schedule(retrained, ids["retain"], [30] * 30, train, progress=False)
     save_model_dir(retrained, tok, root / "retrained")
-    out |= {"root": root, "original": root / "original", "retrained": root / "retrained"}
+    for name, steps in (("barely", 5), ("hidden", 10)):
+        save_model_dir(graddiff(model, ids["forget"], ids["retain"], steps), tok, root / name)
+    out |= {"root": root} | {k: root / k for k in ("original", "retrained", "barely", "hidden")}
     return out
+
+
+def graddiff(model, forget: list[list[int]], retain: list[list[int]], steps: int, *, lr: float = 1e-3, seed: int = 0):
+    """A copy of ``model`` after ``steps`` GradDiff steps (ascent on 16 forget texts, descent on 16
+    retain texts). Measured on this world: 5 steps leave the forget set's loss below the holdout's
+    (AUC 0.82); 10 steps bring it to the holdout's (AUC 0.55), while 60 steps of fine-tuning on
+    retain alone at lr 1e-3 bring it back (AUC 0.83, 45% of the gap recovered; 9 to 11 GradDiff
+    steps give the same verdict)."""
+    import copy
+
+    from rotelab.core.training import collate
+
+    torch.manual_seed(seed)
+    rng = random.Random(seed)
+    m = copy.deepcopy(model).train()
+    opt = torch.optim.AdamW(m.parameters(), lr=lr, weight_decay=0.0)
+    for _ in range(steps):
+        (xf, mf, lf), (xr, mr, lr_) = collate(rng.sample(forget, 16), 0), collate(rng.sample(retain, 16), 0)
+        loss = -m(input_ids=xf, attention_mask=mf, labels=lf).loss + m(input_ids=xr, attention_mask=mr, labels=lr_).loss
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(m.parameters(), 1.0)
+        opt.step()
+    return m.eval()
