@@ -137,13 +137,14 @@ def markdown(out: Path, res: list[dict]) -> str:
         for role, v in r["roles"].items():
             vd = v["verdicts"]
             lines.append(f"| {r['seed']} | {role} | {v['n']} | {vd.get('memorization', 0)} / {vd.get('generalization', 0)} / {vd.get('no finding', 0)} | {v['mink']:.3f} | {v['d_emd_20']:.3f} |")
-    lines += ["", "| seed | T4 Min-K% AUC | T4 loss AUC | T1 AUC (rung 20, members closer) | T2 AUROC any sensitive (rung 20, members) | T2 AUROC (rung 20, held-out) | train s | audit s |",
-              "|---|---|---|---|---|---|---|---|"]
+    lines += ["", "| seed | T4 Min-K% AUC | T4 loss AUC | T1 AUC (rung 20, members closer) | T2 AUROC any sensitive (rung 20, members) | T2 AUROC (rung 20, held-out) | T3 membership probe AUROC (fraction 0.5) | train s | audit s |",
+              "|---|---|---|---|---|---|---|---|---|"]
     for r in res:
         s = json.loads((out / f"audit-{r['seed']}" / "summary.json").read_text())
         t2 = s.get("T2", {}).get("20", {})
+        t6 = next((g for g in s.get("T6", []) if g["subgroup"] == "all"), {})
         lines.append(f"| {r['seed']} | {_auc(s['T4'].get('mink'))} | {_auc(s['T4'].get('loss'))} | {_auc(s.get('T1', {}).get('20'), 'auc_closer_members')} "
-                     f"| {_auc(t2.get('members', {}).get('any'), 'auroc', 'auroc_ci')} | {_auc(t2.get('held_out', {}).get('any'), 'auroc', 'auroc_ci')} | {r['train_s']} | {r['audit_s']} |")
+                     f"| {_auc(t2.get('members', {}).get('any'), 'auroc', 'auroc_ci')} | {_auc(t2.get('held_out', {}).get('any'), 'auroc', 'auroc_ci')} | {_auc(t6.get('T3 membership probe AUROC'))} | {r['train_s']} | {r['audit_s']} |")
     sp = [r for r in res if r.get("t4_speed")]
     if sp:
         lines += ["", "| seed | records (mean tokens) | one pass, batched s | one pass, batch 1 s | per-prefix loop s | ratio vs batched: median [min, max] | ratio vs batch 1: median [min, max] | max score diff |",
