@@ -58,3 +58,15 @@ def test_verify_refuses_bad_input_before_a_run_folder(tmp_path, arch_dirs):
 def test_verify_command_is_registered_with_its_options():
     r = CliRunner().invoke(app, ["verify", "--help"], env={"COLUMNS": "200"})
     assert r.exit_code == 0 and all(o in r.stdout for o in ("--forget", "--retrained", "--relearn-steps", "--quantize", "--delta"))
+
+
+def test_too_few_bootstraps_for_holm_are_refused():
+    """With 200 resamples and 10 attacks the smallest Holm-adjusted p is 10/201 > 0.025: nothing
+    could ever detect, so a verification would always read "removed"."""
+    from rotelab.errors import RotelabError
+    from rotelab.verify.api import VerifyConfig
+
+    with pytest.raises(RotelabError, match=r"--n-boot 200 is too few for 10 Holm-corrected attacks.*at least 399"):
+        VerifyConfig(n_boot=200).check()
+    VerifyConfig(n_boot=399).check()
+    VerifyConfig(attacks="loss", remind=False, quantize_bits=(8,), n_boot=199).check()

@@ -79,6 +79,11 @@ class VerifyConfig:
         for name in ("extract_prefix", "extract_suffix", "max_retain", "n_boot", "batch_size"):
             if getattr(self, name) < 1:
                 raise RotelabError(f"--{name.replace('_', '-')} must be >= 1; got {getattr(self, name)}")
+        # The smallest bootstrap p-value is 1/(n_boot+1); Holm multiplies it by the family size m.
+        # Below 2m/alpha - 1 resamples no attack could ever detect: every model would read "removed".
+        m = len(resolve_attacks(self.attacks)) + 1 + int(self.remind) + len(self.quantize_bits) + 2  # + extraction, REMIND, quantized, 2 relearned
+        if self.n_boot + 1 < 2 * m / self.alpha:
+            raise RotelabError(f"--n-boot {self.n_boot} is too few for {m} Holm-corrected attacks at alpha {self.alpha}: no attack could detect anything; use at least {int(np.ceil(2 * m / self.alpha)) - 1}")
         if self.remind:
             self.remind_config.validate()
 
