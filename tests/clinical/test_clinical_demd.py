@@ -45,7 +45,8 @@ def test_small_cell_suppression():
     assert count(19, 20) == "<20" and count(0, 20) == 0 and count(20, 20) == 20
     r = rate(3, 50, 20)  # 3 hits: a small cell, suppressed with its count
     assert r["rate"] is None and r["hits"] == "<20" and r["n"] == 50
-    assert rate(45, 50, 20)["rate"] is None  # its complement (5) is a small cell
+    r = rate(45, 50, 20)  # its complement (5) is a small cell: neither the rate nor the hits give it away
+    assert r["rate"] is None and r["hits"] == ">30" and r["n"] == 50
     assert rate(25, 50, 20)["rate"] == 0.5
     assert auc_allowed(19, 100, 20) and auc_allowed(20, 20, 20) is None
 

@@ -34,11 +34,14 @@ def count(n: int, k: int) -> int | str:
 def rate(hits: int, n: int, k: int) -> dict[str, Any]:
     """:func:`rotelab.core.stats.rate_ci`, or null with the reason when a cell is small.
 
-    >>> rate(5, 100, 20)["rate_reason"], rate(40, 100, 20)["rate"]
-    ('small cell (< 20)', 0.4)
+    A small complement is suppressed too (``hits`` as ``">n-k"``): hits and n would give it away.
+
+    >>> rate(5, 100, 20)["rate_reason"], rate(40, 100, 20)["rate"], rate(95, 100, 20)["hits"]
+    ('small cell (< 20)', 0.4, '>80')
     """
     if n < k or small(hits, k) or small(n - hits, k):
-        return {"rate": None, "rate_reason": f"small cell (< {k})" if n else "no patients", "ci": None, "hits": count(hits, k), "n": count(n, k)}
+        shown = f">{n - k}" if n >= k and small(n - hits, k) else count(hits, k)
+        return {"rate": None, "rate_reason": f"small cell (< {k})" if n else "no patients", "ci": None, "hits": shown, "n": count(n, k)}
     return rate_ci(int(hits), int(n))
 
 
