@@ -115,3 +115,97 @@ def test_command_prints_one_json_document_and_bad_input_exits_2(micro_model, tmp
                         "--out", str(tmp_path / "run")], capture_output=True, text=True)
     assert r.returncode == 2 and r.stderr.strip() == f"error: {tmp_path / 'nothing'}: MEDS folder not found"
     assert not (tmp_path / "run").exists()
+
+
+def _role_rates(run, cohort_dir):
+    pts = _evidence(run, "patients.parquet")
+    kind = planted_kind(cohort_dir, pts["subject_id"])
+    held = np.isin(kind, ["held_out", "heldbait", "implied-held_out"])
+    mem = pts["verdict"] == "memorization"
+    return {k: float(mem[kind == k].mean()) for k in ("canary16", "canary4", "canary1")} | {"held_out": float(mem[held].mean())}, kind, pts
+
+
+def test_memorization_verdicts_rise_with_duplication(micro_audit, micro_cohort):
+    """Verdict rule 4 (individual evidence, calibrated on held-out patients): memorization rates
+    are ordered x16 >= x4 >= x1 >= held-out, x16 clearly above held-out; the calibration is reported."""
+    run, summary = micro_audit
+    r, kind, pts = _role_rates(run, micro_cohort)
+    assert r["canary16"] == 1.0 and r["held_out"] == 0.0
+    assert r["canary16"] >= r["canary4"] >= r["canary1"] >= r["held_out"]
+    rule = summary["verdict_rule"]
+    assert rule["evidence_quantile"] == MICRO_AUDIT.evidence_quantile and {"T4 Min-K%", f"T1 d_EMD/baseline at rung {MICRO_AUDIT.t1_rung}"} <= set(rule["evidence"])
+    # the stable duplicated records are memorization through their individual evidence (Min-K% above every held-out patient's)
+    f = _evidence(run, "findings.parquet")
+    stable_mem = [why for p, v, why in zip(f["patient"], f["verdict"], f["reason"]) if kind[int(p)] in ("canary16", "canary4") and "stable" in why]
+    assert stable_mem and all("individual evidence: Min-K%" in why for why in stable_mem)
+    mink = _evidence(run, "membership.parquet")["mink"]
+    assert mink[kind == "canary4"].min() > rule["evidence"]["T4 Min-K%"]["threshold"]
+
+
+def test_t5_perturbation_breaks_fragile_findings(micro_audit, micro_cohort):
+    """T5: changing the age of a x16 canary's demographics-only prompt lowers its bait code's share
+    across p_th (fragile: memorization of that record), and the perturbed prompts differ from the
+    original in that one token."""
+    from rotelab.clinical.cohort import prepare_cohort
+    from rotelab.clinical.medsio import read_meds
+    from rotelab.clinical.perturb import perturb
+    from rotelab.clinical.tokens import TokenFormat
+
+    run, summary = micro_audit
+    pe = _evidence(run, "perturbation.parquet")
+    kind = planted_kind(micro_cohort, _evidence(run, "patients.parquet")["subject_id"])
+    sel = (kind[pe["patient"].astype(int)] == "canary16") & (pe["perturbation"] == "age")
+    assert sel.any()
+    assert (pe["share"][sel] < pe["original"][sel]).all() and pe["fragile"][sel].all() and (pe["share"][sel] <= MICRO_AUDIT.p_th).all()
+    assert summary["T5"]["T2"]["fragile"]["hits"] != 0
+    meds = read_meds(micro_cohort)
+    fmt = TokenFormat.fit(meds)
+    cohort = prepare_cohort(meds, fmt, MICRO_AUDIT, bos_id=0)
+    prompt, _ = cohort.prompt(0, "static")
+    for name, q in perturb(prompt, fmt, age_shift=MICRO_AUDIT.age_shift).items():
+        diff = [(fmt.vocab[a], fmt.vocab[b]) for a, b in zip(prompt, q) if a != b]
+        assert len(q) == len(prompt) and len(diff) == 1
+        assert diff[0][0].startswith("AGE//" if name == "age" else diff[0][0].split("//")[0])
+
+
+def test_t3_probe_separates_planted_codes_and_shuffled_labels_are_at_chance(micro_audit, micro_model, micro_cohort):
+    """T3 on the memorized micro model: the infectious-code probe separates members above chance
+    (interval above 0.5); the same probe on shuffled labels is at chance."""
+    from rotelab.clinical.cohort import prepare_cohort, start_id
+    from rotelab.clinical.medsio import read_meds
+    from rotelab.clinical.probe import last_token_states, probe_target
+    from rotelab.clinical.tokens import format_of_model
+    from rotelab.core.api import as_model
+    from rotelab.core.models import LoadOptions
+
+    run, summary = micro_audit
+    inf = summary["T3"]["infectious"][0]
+    assert inf["auroc_ci"][0] > 0.5
+    meds = read_meds(micro_cohort)
+    lm = as_model(micro_model, LoadOptions())
+    fmt, _ = format_of_model(lm, meds)
+    cohort = prepare_cohort(meds, fmt, MICRO_AUDIT, bos_id=start_id(fmt, lm.tokenizer))
+    idx = np.array([i for i in range(len(cohort)) if cohort.members[i] and cohort.prompt(i, MICRO_AUDIT.t1_rung) is not None])
+    X = last_token_states(lm, [cohort.prompt(int(i), MICRO_AUDIT.t1_rung)[0] for i in idx])
+    y = cohort.labels["infectious"][idx]
+    m, _, _ = probe_target(X, y, fraction=0.5, grid="small", seed=0)
+    assert m["auroc"] == pytest.approx(inf["auroc"]) and m["auroc_ci"][0] > 0.5
+    shuffled = [probe_target(X, np.random.default_rng(s).permutation(y), fraction=0.5, grid="small", seed=0)[0]["auroc"] for s in range(3)]
+    assert 0.3 < np.mean(shuffled) < 0.7 and max(shuffled) < inf["auroc_ci"][0]
+
+
+def test_t6_reports_rare_and_old_strata_separately_small_cell_suppressed(micro_audit, micro_cohort):
+    """T6: the rare-code and age > 85 strata are their own rows; every count under 20 is '<20',
+    every AUC and rate over a small cell is null with its reason (the micro cohort's strata are all small)."""
+    run, summary = micro_audit
+    rows = {r["subgroup"]: r for r in summary["T6"]}
+    pts = _evidence(run, "patients.parquet")
+    for name in ("rare", "age>85"):
+        n = int(pts[f"group_{name}"].sum())
+        assert 0 < n < 20
+        r = rows[name]
+        assert r["members"] in ("<20", 0) and r["held_out"] in ("<20", 0)
+        assert r["T4 AUC (Min-K%)"]["auc"] is None and "small cell" in r["T4 AUC (Min-K%)"]["auc_reason"]
+        assert r["T1 flagged (members)"]["rate"] is None
+        assert all(v in (0, "<20") for k, v in r.items() if k.startswith("memorization") or k.startswith("generalization"))
+    assert rows["all"]["members"] == int((pts["split"] == "train").sum())

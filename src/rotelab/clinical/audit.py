@@ -49,7 +49,7 @@ def run_audit(run: "RunFolder", lm: "HFLanguageModel", cohort: Cohort, cfg: Audi
     """Every chosen test on a validated cohort; returns ``summary.json``'s content."""
     from rotelab.clinical import figures
     from rotelab.clinical.demd import Trajectories, token_embeddings
-    from rotelab.clinical.findings import first_flags, run_perturbations, support_counts, verdicts
+    from rotelab.clinical.findings import first_flags, record_evidence, run_perturbations, support_counts, verdicts
     from rotelab.clinical.ladder import LADDER, add_flags, run_ladder
     from rotelab.clinical.membership import membership_scores
     from rotelab.clinical.subgroups import subgroup_table
@@ -75,7 +75,9 @@ def run_audit(run: "RunFolder", lm: "HFLanguageModel", cohort: Cohort, cfg: Audi
         flags = first_flags(table, cfg, P)
         if "T5" in tests:
             pert = _table_step(run, "t5", "evidence/perturbation.parquet", lambda: run_perturbations(run, lm, cohort, flags, table, cfg, traj, progress=progress))
-        verdict, evidence, finding_rows = verdicts(cohort, table, flags, pert, cfg)
+        record, calibration = record_evidence(cohort, table, t4, cfg)
+        run.note("verdict_rule", {"evidence_quantile": cfg.evidence_quantile, "sources": [k for k in calibration if k.startswith("T")]})
+        verdict, evidence, finding_rows = verdicts(cohort, table, flags, pert, cfg, record)
         run.write_parquet("evidence/findings.parquet", {c: [r[c] for r in finding_rows] for c in ("patient", "test", "rung", "verdict", "reason", "code")})
         if "T1" in tests:
             summary["T1"] = _t1_summary(table, cohort, cfg, thresholds)
@@ -86,6 +88,7 @@ def run_audit(run: "RunFolder", lm: "HFLanguageModel", cohort: Cohort, cfg: Audi
         summary["verdicts"] = {split: {v: count(int(sum(1 for i in range(P) if verdict[i] == v and (members[i] == (split == "members")))), k)
                                        for v in ("memorization", "generalization", "no finding")} for split in ("members", "held_out")}
         summary["reasons"] = {r: count(n, k) for r, n in sorted(support_counts(finding_rows).items())}
+        summary["verdict_rule"] = _rule(calibration, cohort, cfg)
     probe_scores = None
     if "T3" in tests:
         summary["T3"], probe_scores = _probe(run, lm, cohort, cfg, progress)
@@ -107,6 +110,18 @@ def run_audit(run: "RunFolder", lm: "HFLanguageModel", cohort: Cohort, cfg: Audi
     run.write_json(SUMMARY, {k_: v for k_, v in summary.items() if k_ != "subjects"})
     figures.draw(run, cohort, cfg, summary, table, t4)
     return summary
+
+
+def _rule(calibration: dict[str, Any], cohort: Cohort, cfg: AuditConfig) -> dict[str, Any]:
+    """The verdict rules, their settings, and the evidence thresholds' calibration on held-out
+    patients (how many meet each: a false-positive rate, small-cell suppressed)."""
+    return {"rules": ["random rung: generalization", f"supported (lift >= {cfg.support_lift:g} over >= {cfg.support_min} patients): generalization",
+                      f"fragile under T5 (p_th {cfg.p_th:g}; T1: the random-baseline median): memorization",
+                      f"individual evidence (held-out quantile {cfg.evidence_quantile:g}): memorization", "otherwise: generalization"],
+            "evidence_quantile": cfg.evidence_quantile,
+            "evidence": {name: {"threshold": c["threshold"]} | ({"held_out_meeting_it": rate(c["held_out_hits"], c["held_out"], cfg.small_cell)} if "held_out" in c else {})
+                         for name, c in calibration.items() if name.startswith("T")},
+            "held_out_with_any_evidence": rate(calibration["held_out_hits_any"], int((~cohort.members).sum()), cfg.small_cell)}
 
 
 def _membership(scores: np.ndarray, members: np.ndarray, k: int, seed: int) -> dict[str, Any]:

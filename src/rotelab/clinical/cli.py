@@ -89,6 +89,7 @@ def audit(
     probe_fractions: Annotated[str, typer.Option("--probe-fractions", help="T3 train fractions.")] = ",".join(map(str, _AUDIT.probe_fractions)),
     support_lift: Annotated[float, typer.Option("--support-lift", help="A prompt code supports a sensitive code with at least this lift ...")] = _AUDIT.support_lift,
     support_min: Annotated[int, typer.Option("--support-min", help="... over at least this many training patients.")] = _AUDIT.support_min,
+    evidence_quantile: Annotated[float, typer.Option("--evidence-quantile", help="Verdicts: a stable finding is memorization when the record's Min-K% (T4) or d_EMD/baseline (T1) is beyond this quantile of held-out patients'.")] = _AUDIT.evidence_quantile,
     sensitive: Annotated[Optional[str], typer.Option("--sensitive", help="Sensitive categories as ICD-10 prefixes: 'infectious=A50,B20;mental=F2,F3' (default: infectious, substance, mental).")] = None,
     subgroup: Annotated[Optional[list[str]], typer.Option("--subgroup", help="A data-shard column whose values are T6 subgroups (repeatable).")] = None,
     small_cell: Annotated[int, typer.Option("--small-cell", help="Counts below this are suppressed in tables, plots and output.")] = _AUDIT.small_cell,
@@ -104,7 +105,7 @@ def audit(
     cfg = replace(_AUDIT, tests=tuple(t.upper() for t in _csv("--tests", tests)), rungs=_csv("--rungs", rungs), n_samples=samples, new_tokens=new_tokens,
                   temperature=temperature, top_p=top_p, t1_rung=headline_rung, p_th=p_th, t1_quantile=t1_quantile, n_perturb=perturb_samples,
                   embeddings=embeddings, time_weighting=not no_time_weighting, probe_grid=probe_grid, probe_fractions=_floats("--probe-fractions", probe_fractions),
-                  support_lift=support_lift, support_min=support_min, sensitive=parse_sensitive(sensitive) if sensitive else _AUDIT.sensitive,
+                  support_lift=support_lift, support_min=support_min, evidence_quantile=evidence_quantile, sensitive=parse_sensitive(sensitive) if sensitive else _AUDIT.sensitive,
                   subgroups=tuple(subgroup or ()), small_cell=small_cell, max_patients=max_patients, show_ids=show_ids, batch_size=batch_size, seed=seed)
     out = run.out_dir("clinical audit")
     emit_run(api.audit(model.path, data, out=out, config=cfg, load=model.load_options(), overwrite=run.overwrite, progress=run.progress), run, out)

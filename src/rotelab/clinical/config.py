@@ -122,6 +122,7 @@ class AuditConfig:
     age_shift: int = 10  # T5: years the age token moves (down; up below 28)
     support_lift: float = 2.0  # a prompt code supports a sensitive code with lift >= this ...
     support_min: int = 20  # ... over at least this many training patients
+    evidence_quantile: float = 0.01  # verdict rule 4: individual evidence beyond this held-out quantile (Min-K% above, d_EMD/baseline below)
     probe_fractions: tuple[float, ...] = (0.1, 0.2, 0.5)  # T3 train fractions (peer code)
     probe_grid: str = "paper"  # paper (81 configurations, 3-fold CV) | small (4)
     min_k: float = 0.2  # T4 Min-K% share
@@ -165,6 +166,8 @@ class AuditConfig:
             raise RotelabError(f"--probe-grid must be paper or small; got '{self.probe_grid}'")
         if not self.probe_fractions or any(not 0 < f < 1 for f in self.probe_fractions):
             raise RotelabError(f"--probe-fractions must be in (0, 1); got {self.probe_fractions}")
+        if not 0 < self.evidence_quantile < 0.5:
+            raise RotelabError(f"--evidence-quantile must be in (0, 0.5); got {self.evidence_quantile}")
         if self.support_lift <= 1:
             raise RotelabError(f"--support-lift must be > 1; got {self.support_lift}")
         if self.max_patients is not None and self.max_patients < 2:

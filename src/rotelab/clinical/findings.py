@@ -16,7 +16,7 @@ from rotelab.clinical.config import RANDOM, AuditConfig
 from rotelab.clinical.generation import cut, dedupe, sample_continuations
 from rotelab.clinical.perturb import fragile_t1, fragile_t2, perturb
 from rotelab.clinical.sensitive import contains, cooccurrence, supporters
-from rotelab.clinical.verdict import Finding, classify, patient_verdict
+from rotelab.clinical.verdict import Finding, classify, individual_evidence, patient_verdict
 
 if TYPE_CHECKING:
     from rotelab.clinical.demd import Trajectories
@@ -83,10 +83,27 @@ def run_perturbations(run: "RunFolder", lm: "HFLanguageModel", cohort: Cohort, f
     return out
 
 
-def verdicts(cohort: Cohort, table: dict[str, np.ndarray], flags: list[tuple[int, str, str]], perturbation: dict[str, list] | None, cfg: AuditConfig) -> tuple[list[str], list[str], list[dict]]:
-    """Per patient: verdict, the evidence lines, and the findings (as dicts)."""
+def record_evidence(cohort: Cohort, table: dict[str, np.ndarray], mink: np.ndarray | None, cfg: AuditConfig) -> tuple[list[list[str]], dict[str, Any]]:
+    """Each patient's individual evidence (verdict rule 4: T4 Min-K%, and d_EMD / random-baseline
+    median at each patient rung where T1 ran), calibrated on held-out patients; and the calibration."""
+    P = len(cohort)
+    ratios = None
+    if "T1" in cfg.tests:
+        ratios = {}
+        for rung in cfg.patient_rungs:
+            rows = _row(table, P, rung, cfg)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                ratios[rung] = np.asarray(table["d_emd"][rows], dtype=float) / np.asarray(table["base_median"][rows], dtype=float)
+    return individual_evidence(~cohort.members, cfg.evidence_quantile, mink=mink, ratios=ratios)
+
+
+def verdicts(cohort: Cohort, table: dict[str, np.ndarray], flags: list[tuple[int, str, str]], perturbation: dict[str, list] | None, cfg: AuditConfig,
+             evidence: list[list[str]] | None = None) -> tuple[list[str], list[str], list[dict]]:
+    """Per patient: verdict, the evidence lines, and the findings (as dicts). ``evidence``: each
+    patient's individual evidence (:func:`record_evidence`; none when omitted)."""
     P = len(cohort)
     fmt = cohort.fmt
+    record = evidence if evidence is not None else [[] for _ in range(P)]
     # distinct member records: k identical copies of a record are one patient's record (the very
     # thing that gets memorized), never k patients supporting its codes
     members = list(dict.fromkeys(tuple(cohort.ids[i]) for i in range(P) if cohort.members[i]))
@@ -113,9 +130,9 @@ def verdicts(cohort: Cohort, table: dict[str, np.ndarray], flags: list[tuple[int
             if code and not population:
                 prompt, _ = cohort.prompt(p, rung)
                 sup = [(fmt.vocab[t], lift, n) for t, lift, n in supporters(prompt, fmt.ids[code], n_t, co, col, N, lift=cfg.support_lift, min_patients=cfg.support_min)]
-            f = Finding("T2", rung, population, codes, sup, tested, f"share {share:.2f} > p_th {cfg.p_th}")
+            f = Finding("T2", rung, population, codes, sup, tested, f"share {share:.2f} > p_th {cfg.p_th}", record[p])
         else:
-            f = Finding("T1", rung, population, fragile=tested,
+            f = Finding("T1", rung, population, fragile=tested, evidence=record[p],
                         detail=f"d_EMD {table['d_emd'][rows][p]:.3f} vs random baseline median {table['base_median'][rows][p]:.3f}")
         by_patient.setdefault(p, []).append(f)
     verdict, evidence = [], []
@@ -126,7 +143,8 @@ def verdicts(cohort: Cohort, table: dict[str, np.ndarray], flags: list[tuple[int
         for f in by_patient.get(p, []):
             v1, why = classify(f)
             rows_out.append({"patient": p, "test": f.test, "rung": f.rung, "verdict": v1, "reason": why, "population": f.population,
-                             "supported": bool(f.support), "fragile": None if f.fragile is None else bool(f.fragile), "code": f.codes[0][0] if f.codes else ""})
+                             "supported": bool(f.support), "fragile": None if f.fragile is None else bool(f.fragile), "evidence": bool(f.evidence),
+                             "code": f.codes[0][0] if f.codes else ""})
     return verdict, evidence, rows_out
 
 
@@ -134,6 +152,8 @@ def support_counts(rows: list[dict[str, Any]]) -> dict[str, int]:
     """How many findings each rule decided (for the report's reason table)."""
     out: dict[str, int] = {}
     for r in rows:
-        key = f"{r['test']}: {r['verdict']}: " + ("random rung" if r["population"] else "supported" if r["supported"] else "fragile" if r["fragile"] else "stable" if r["fragile"] is False else "not perturbed")
+        why = ("random rung" if r["population"] else "supported" if r["supported"] else "fragile" if r["fragile"]
+               else ("stable" if r["fragile"] is False else "not perturbed") + (", individual evidence" if r["evidence"] else ""))
+        key = f"{r['test']}: {r['verdict']}: {why}"
         out[key] = out.get(key, 0) + 1
     return out
