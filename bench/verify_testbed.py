@@ -53,8 +53,10 @@ def forward_seconds(model_dir: Path, texts: list[str], batch: int = 32) -> float
         tok.pad_token = tok.eos_token
     model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
 
+    ctx = getattr(model.config, "max_position_embeddings", None) or getattr(model.config, "n_positions", 256)
+
     def run(chunk: list[str]) -> None:
-        enc = tok(chunk, return_tensors="pt", padding=True, truncation=True, max_length=256)
+        enc = tok(chunk, return_tensors="pt", padding=True, truncation=True, max_length=ctx)
         with torch.no_grad():
             model(**enc)
 
