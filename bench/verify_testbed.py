@@ -110,17 +110,26 @@ def fmt_ev(e: dict) -> str:
     return f"{e['auc']:.2f} [{lo:.2f},{hi:.2f}]{'*' if e.get('detects') else ''}"
 
 
+SHARES = ("quant8", "quant4", "relearn-retain", "relearn-split")
+
+
+def share(r: dict, k: str) -> str:
+    """The recovered share of the original-vs-unlearned forget-loss gap under attack ``k`` [95% CI]."""
+    s = ((r.get("attacks") or {}).get(k) or {}).get("recovered_share_forget") or {}
+    return "-" if s.get("share") is None else f"{s['share']:.2f} [{s['ci'][0]:.2f},{s['ci'][1]:.2f}]"
+
+
 def table(rows: list[dict]) -> str:
     attacks = sorted({e["attack"] for r in rows for e in (r.get("evidence") or [])})
-    head = ["preset", "seed", "method", "verdict", "detected by", *attacks, "verify s", "x forward"]
+    head = ["preset", "seed", "method", "verdict", "detected by", *attacks, *[f"{k} recovered" for k in SHARES], "verify s", "x forward"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in sorted(rows, key=lambda r: (r["preset"], r["method"] != "retrain", r["method"], r["seed"])):
         ev = {e["attack"]: fmt_ev(e) for e in (r.get("evidence") or [])}
         lines.append("| " + " | ".join([r["preset"], str(r["seed"]), r["method"] + (" (null)" if r["method"] == "retrain" else ""), str(r["verdict"]),
-                                        ",".join(r.get("detected_by") or []) or "-", *[ev.get(a, "-") for a in attacks],
+                                        ",".join(r.get("detected_by") or []) or "-", *[ev.get(a, "-") for a in attacks], *[share(r, k) for k in SHARES],
                                         f"{r['verify_s']:.0f}", f"{r['cost_x_forward']:.0f}"]) + " |")
     costs = [r["cost_x_forward"] for r in rows]
-    notes = ["", "Forgotten-vs-holdout AUC [95% CI]; * = detects (Holm-corrected, delta 0.05)."]
+    notes = ["", "Forgotten-vs-holdout AUC [95% CI]; * = detects (Holm-corrected, delta 0.05). 'recovered': share of the original-vs-unlearned forget-loss gap the attack brings back [95% CI]."]
     if costs:
         notes.append(f"Cost: verification / one forward pass over its samples, median {statistics.median(costs):.0f}x (range {min(costs):.0f}-{max(costs):.0f}, n={len(costs)} models).")
     hidden = sorted({f"{r['method']} (s{r['seed']}: {','.join(r['detected_by'])})" for r in rows if r["verdict"] == "hidden"})
