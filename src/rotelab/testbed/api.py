@@ -43,6 +43,10 @@ def unlearn(
     lr: float = 1e-4,
     max_steps: int = 1000,
     beta: float = 0.1,
+    retain_weight: float = 1.0,
+    layer: int = -1,
+    steering_coeff: float = 5.0,
+    verify_every: int = 0,
     seed: int = 0,
     out: Path | str | None = None,
     overwrite: bool = False,
@@ -56,19 +60,34 @@ def unlearn(
     testbed's splits (stop calibration included), weights and tokenizer are the run's inputs: a
     re-run resumes only if they are unchanged. A testbed without the stop-calibration split is
     refused in one line saying how to rebuild it (the trained model comes out the same). Returns ``unlearn.json`` without its step log (and the retrain's training log).
+
+    ``retain_weight`` is alpha; ``layer`` and ``steering_coeff`` are RMU's block l and c.
+    ``verify_every`` > 0 logs verification figures (loss-attack and Min-K% AUC with intervals,
+    forget/retain/holdout loss) every that many steps into ``unlearn.json``'s ``verify_log``
+    (:class:`rotelab.verify.callback.VerifyEvery`), with the figure ``figures/unlearning_verify.png``.
     """
     from rotelab.core.io import read_json
     from rotelab.core.runs import open_run
     from rotelab.report import build_report
     from rotelab.testbed.unlearn import UnlearnConfig, testbed_inputs, unlearn as run_unlearn, validate
 
-    config = UnlearnConfig(method=method, lr=lr, max_steps=max_steps, beta=beta, seed=seed)
+    config = UnlearnConfig(method=method, lr=lr, max_steps=max_steps, beta=beta, retain_weight=retain_weight, layer=layer, steering_coeff=steering_coeff, seed=seed)
     tb, _ = validate(testbed, config)
+    if not (isinstance(verify_every, int) and verify_every >= 0):
+        raise RotelabError(f"--verify-every must be an integer >= 0 (0: off); got {verify_every}")
     options = {"testbed": str(testbed), "method": method, "lr": lr, "max_steps": max_steps, "beta": beta}
+    default = UnlearnConfig()  # options added later enter only when set: earlier runs keep their identity
+    options |= {k: getattr(config, k) for k in ("retain_weight", "layer", "steering_coeff") if getattr(config, k) != getattr(default, k)}
+    options |= {"verify_every": verify_every} if verify_every else {}
+    callbacks = []
+    if verify_every:
+        from rotelab.verify.callback import VerifyEvery
+
+        callbacks.append(VerifyEvery(verify_every, seed=seed))
     with open_run(out, "testbed unlearn", options, seed=seed, inputs=testbed_inputs(tb), overwrite=overwrite, volatile=("testbed",)) as run:
-        result = run.step("unlearn", lambda: run_unlearn(tb.root, config, run, progress=progress), load=lambda: read_json(run.file("unlearn.json")))
+        result = run.step("unlearn", lambda: run_unlearn(tb.root, config, run, progress=progress, callbacks=callbacks), load=lambda: read_json(run.file("unlearn.json")))
         build_report(run.path)
-    return {k: v for k, v in result.items() if k not in ("log", "training")}
+    return {k: v for k, v in result.items() if k not in ("log", "training", "verify_log")}
 
 
 def _check_seed(seed: int) -> None:

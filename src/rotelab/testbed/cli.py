@@ -38,12 +38,17 @@ def unlearn(
     method: Annotated[str, typer.Option("--method", help=f"Unlearning method: {' | '.join(METHODS.names())}.")] = "npo",
     lr: Annotated[float, typer.Option("--lr", help="Learning rate.")] = 1e-4,
     max_steps: Annotated[int, typer.Option("--max-steps", help="Step cap.")] = 1000,
-    beta: Annotated[float, typer.Option("--beta", help="NPO beta.")] = 0.1,
+    beta: Annotated[float, typer.Option("--beta", help="beta of NPO, SimNPO and IdkPO.")] = 0.1,
+    retain_weight: Annotated[float, typer.Option("--retain-weight", help="alpha: weight of the retain term (GradDiff, NPO, SimNPO, IdkPO, RMU).")] = 1.0,
+    layer: Annotated[int, typer.Option("--layer", help="RMU: the block whose output is steered (negative counts from the end); the MLPs of it and the 2 blocks below are updated.")] = -1,
+    steering_coeff: Annotated[float, typer.Option("--steering-coeff", help="RMU: c, the norm of the random target activation.")] = 5.0,
+    verify_every: Annotated[int, typer.Option("--verify-every", help="Log verification figures (loss-attack and Min-K% AUC with 95% intervals, forget/retain/holdout loss) every N steps into unlearn.json's verify_log and a figure; 0: off.")] = 0,
     seed: SeedOpt = 0,
 ):
     """Unlearn the testbed's forget set; checkpoints at forget loss = 1.0x and 1.5x the stop-calibration loss (never-trained facts disjoint from holdout)."""
     from rotelab.testbed import api
 
     out = run.out_dir("testbed unlearn")
-    result = api.unlearn(testbed, method=method, lr=lr, max_steps=max_steps, beta=beta, seed=seed, out=out, overwrite=run.overwrite, progress=run.progress)
+    result = api.unlearn(testbed, method=method, lr=lr, max_steps=max_steps, beta=beta, retain_weight=retain_weight, layer=layer, steering_coeff=steering_coeff,
+                         verify_every=verify_every, seed=seed, out=out, overwrite=run.overwrite, progress=run.progress)
     emit_run(result, run, out)

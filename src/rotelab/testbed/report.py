@@ -95,4 +95,12 @@ def render_unlearning(run: Path, manifest: dict) -> str | None:
              f"Checkpoints are saved when the forget loss reaches each multiple of {_stop_text(res)}; <code>model/</code> is the strongest ({res['strongest']}). Retain and holdout losses during training are logged on fixed random subsets of 256 samples.</p>", table(rows)]
     if (run / "figures/unlearning_losses.png").exists():
         parts.append(img(run / "figures/unlearning_losses.png", alt="losses during unlearning"))
+    if res.get("verify_log"):
+        v = res["verify_log"]
+        parts.append(f"<h3>Verification during unlearning</h3><p>Every logged step: forgotten ({v[0]['n_forget']}) vs holdout ({v[0]['n_holdout']}) AUC of the loss attack and Min-K%, "
+                     f"95% bootstrap intervals ({v[0]['n_boot']} resamples, seed {v[0]['seed']}); retain on the fixed subset.</p>")
+        parts.append(table([{"step": e["step"], "loss AUC": e["loss_auc"], "95% CI": e["loss_auc_ci"], "Min-K% AUC": e["mink_auc"], "Min-K% 95% CI": e["mink_auc_ci"],
+                             "forget NLL": e["forget_loss"], "retain NLL": e["retain_loss"], "holdout NLL": e["holdout_loss"]} for e in v]))
+        if (run / "figures/unlearning_verify.png").exists():
+            parts.append(img(run / "figures/unlearning_verify.png", alt="verification figures during unlearning"))
     return "\n".join(parts)

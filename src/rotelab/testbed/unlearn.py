@@ -24,7 +24,7 @@ import math
 import random
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -54,11 +54,13 @@ class UnlearnConfig:
     forget_weight: float = 1.0  # gamma
     seed: int = 0
     eval_samples: int = 256  # retain / holdout losses are logged on a fixed random subset of this size
+    layer: int = -1  # RMU: the block l whose output is steered (negative counts from the end)
+    steering_coeff: float = 5.0  # RMU: c, the norm of the target activation c u
 
     def check(self) -> None:
         """One line naming the option for a value out of its range (and an unknown method)."""
         METHODS.get(self.method, option="--method")
-        positive = ("lr", "beta", "forget_weight")
+        positive = ("lr", "beta", "forget_weight", "steering_coeff")
         at_least_one = ("batch_size", "max_steps", "eval_every", "eval_samples")
         for f in fields(self):
             v = getattr(self, f.name)
@@ -69,14 +71,19 @@ class UnlearnConfig:
                 raise RotelabError(f"{flag} must be an integer >= 1; got {v}")
         if not (math.isfinite(self.retain_weight) and self.retain_weight >= 0):
             raise RotelabError(f"--retain-weight must be a finite number >= 0; got {self.retain_weight}")
+        if not isinstance(self.layer, int):
+            raise RotelabError(f"--layer must be an integer (a block index; negative counts from the end); got {self.layer}")
         if not (isinstance(self.seed, int) and self.seed >= 0):
             raise RotelabError(f"--seed must be an integer >= 0; got {self.seed}")
 
 
-def seq_logprob(model, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per sample: summed token log-prob (B,) and number of predicted tokens (B,)."""
+def seq_logprob(model, x: torch.Tensor, mask: torch.Tensor, start: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per sample: summed token log-prob (B,) and number of predicted tokens (B,); with ``start``
+    (B,), only tokens at positions >= start (an answer after its prompt) count."""
     logits = model(input_ids=x, attention_mask=mask).logits[:, :-1]  # (B, T-1, V)
     tgt, m = x[:, 1:], mask[:, 1:].float()
+    if start is not None:  # logits column j predicts token j + 1
+        m = m * (torch.arange(1, x.shape[1])[None, :] >= start[:, None]).float()
     lp = -F.cross_entropy(logits.transpose(1, 2), tgt, reduction="none")  # (B, T-1)
     return (lp * m).sum(-1), m.sum(-1)
 
@@ -93,6 +100,22 @@ def mean_nll(model, ids: list[list[int]], batch_size: int = 64) -> float:
         s, n = seq_logprob(model, x, mask)
         out.extend((-s / n).tolist())
     return float(sum(out) / len(out))
+
+
+class StepCallback:
+    """Watches :meth:`Job.ascend`: ``on_step`` returns a dict to log at that step, or None.
+
+    It must leave the weights as it found them (the loop sets train mode at each step). Its
+    entries are listed in ``unlearn.json`` under ``name``; ``finish`` then sees them all (a figure).
+    """
+
+    name = "callback"
+
+    def on_step(self, job: "Job", step: int, model) -> dict[str, Any] | None:
+        return None
+
+    def finish(self, run: RunFolder, entries: list[dict[str, Any]], result: dict[str, Any]) -> None:
+        """After the run (``entries``: what ``on_step`` returned, each with its ``step``)."""
 
 
 # -- checks (before any run folder exists) ---------------------------------------------------------
@@ -150,12 +173,12 @@ def testbed_inputs(tb: Testbed) -> dict[str, Path]:
 class Job:
     """One unlearning run: the testbed's tokenized splits and the run folder, what a method works with."""
 
-    def __init__(self, testbed: Path, config: UnlearnConfig, run: RunFolder, *, progress: bool = True):
+    def __init__(self, testbed: Path, config: UnlearnConfig, run: RunFolder, *, progress: bool = True, callbacks: "Sequence[StepCallback]" = ()):
         from transformers import AutoConfig, PreTrainedTokenizerFast
 
-        self.testbed, self.config, self.run, self.progress = Path(testbed), config, run, progress
+        self.testbed, self.config, self.run, self.progress, self.callbacks = Path(testbed), config, run, progress, list(callbacks)
         self.tokenizer = PreTrainedTokenizerFast.from_pretrained(self.testbed / "model")
-        L = AutoConfig.from_pretrained(self.testbed / "model").n_positions
+        self.max_length = L = AutoConfig.from_pretrained(self.testbed / "model").n_positions
         self.rows = {k: read_split(self.testbed, k) for k in LOSS_SPLITS}
         self.rows["retain"] = in_training_order(self.rows["retain"], read_split(self.testbed, "member_prefix_pool"))
         self.ids = {k: [x[:L] for x in self.tokenizer([r["text"] for r in v])["input_ids"]] for k, v in self.rows.items()}
@@ -178,7 +201,8 @@ class Job:
         save_model_dir(model, self.tokenizer, dest)
         return dest
 
-    def _batch(self, model, ids: list[list[int]], ref=None) -> Batch:
+    def batch(self, model, ids: list[list[int]], ref=None) -> Batch:
+        """The :class:`Batch` of token lists ``ids`` under ``model`` (and the frozen ``ref``, if given)."""
         from rotelab.core.training import collate
 
         x, mask, _ = collate(ids, 0)
@@ -189,8 +213,12 @@ class Job:
             s_ref, _ = seq_logprob(ref, x, mask)
         return Batch(s, n, s_ref)
 
-    def ascend(self, method: Method) -> dict[str, Any]:
-        """Minimise ``method.loss`` until the forget loss reaches each strength (or the step cap)."""
+    def ascend(self, method: Method, callbacks: "Sequence[StepCallback] | None" = None) -> dict[str, Any]:
+        """Minimise ``method.step_loss`` until the forget loss reaches each strength (or the step cap).
+
+        Each callback's :meth:`StepCallback.on_step` sees the model before the first step (step 0)
+        and after every step; what it returns (a dict, or None) is listed in the result under its ``name``.
+        """
         from transformers import AutoModelForCausalLM
 
         from rotelab.core.console import progress as bar_
@@ -198,25 +226,36 @@ class Job:
         cfg, forget, retain = self.config, self.ids["forget"], self.ids["retain"]
         torch.manual_seed(cfg.seed)
         model = AutoModelForCausalLM.from_pretrained(self.testbed / "model")
-        ref = copy.deepcopy(model).eval() if method.needs_reference else None
+        ref = copy.deepcopy(model).eval().requires_grad_(False) if method.needs_reference else None
+        callbacks = self.callbacks if callbacks is None else list(callbacks)
+        cb_logs: dict[str, list[dict]] = {cb.name: [] for cb in callbacks}
+
+        def fire(step: int) -> None:
+            for cb in callbacks:
+                entry = cb.on_step(self, step, model)
+                if entry is not None:
+                    cb_logs[cb.name].append({"step": step, **entry})
+
         base = {"forget": mean_nll(model, forget), "retain": mean_nll(model, self.eval_ids["retain"]), "holdout": mean_nll(model, self.ids["holdout"])}
         stop = {"split": STOP_SPLIT, "n_samples": len(self.ids[STOP_SPLIT]), "loss": mean_nll(model, self.ids[STOP_SPLIT])}
         targets = {f"{s:.1f}x": s * stop["loss"] for s in STRENGTHS}
-        opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.0)
+        params = method.trainable(model)
+        opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
         rng = random.Random(cfg.seed)
         log = [{"step": 0, **base}]
         saved: dict[str, dict] = {}
         step = 0
+        fire(0)
         with bar_(disable=not self.progress) as bar:
             task = bar.add_task(f"unlearning ({cfg.method})", total=cfg.max_steps)
             while step < cfg.max_steps and len(saved) < len(targets):
                 model.train()
-                fb = self._batch(model, rng.sample(forget, min(cfg.batch_size, len(forget))), ref)
-                rb = self._batch(model, rng.sample(retain, min(cfg.batch_size, len(retain)))) if method.uses_retain else None
-                loss = method.loss(fb, rb)
+                fi = rng.sample(range(len(forget)), min(cfg.batch_size, len(forget)))
+                ri = rng.sample(range(len(retain)), min(cfg.batch_size, len(retain))) if method.uses_retain else None
+                loss = method.step_loss(self, model, fi, ri, ref)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                torch.nn.utils.clip_grad_norm_(params, 1.0)
                 opt.step()
                 step += 1
                 bar.advance(task)
@@ -228,16 +267,18 @@ class Job:
                     for name in crossed:
                         self.save_model(model, f"checkpoints/{name}")
                         saved[name] = cur | {"target_forget_loss": targets[name], "reached": True}
+                fire(step)
         if len(saved) < len(targets):  # step cap: keep the last state as the strongest, say so
             self.save_model(model, "checkpoints/cap")
             saved["cap"] = log[-1] | {"reached": False, "note": f"forget loss never reached {max(targets.values()):.3f} within {cfg.max_steps} steps"}
         strongest = list(saved)[-1]
         self.save_model(model if strongest == "cap" else AutoModelForCausalLM.from_pretrained(self.run.path / "checkpoints" / strongest), "model")
-        return {"method": cfg.method, "base_losses": base, "stop_calibration": stop, "targets": targets, "checkpoints": saved, "strongest": strongest, "steps": step, "log": log}
+        return {"method": cfg.method, "base_losses": base, "stop_calibration": stop, "targets": targets, "checkpoints": saved, "strongest": strongest, "steps": step, "log": log} | cb_logs
 
 
-def unlearn(testbed: Path | str, config: UnlearnConfig, run: RunFolder, *, progress: bool = True) -> dict[str, Any]:
-    """Run ``config.method`` on a testbed into ``run``; returns ``unlearn.json``'s content (with its log).
+def unlearn(testbed: Path | str, config: UnlearnConfig, run: RunFolder, *, progress: bool = True, callbacks: Sequence[StepCallback] = ()) -> dict[str, Any]:
+    """Run ``config.method`` on a testbed into ``run``; returns ``unlearn.json``'s content (with its
+    log, and each callback's entries under its name).
 
     The engine under :func:`rotelab.testbed.api.unlearn`, which also validates before it opens
     the run folder and declares the testbed's files as the run's inputs.
@@ -250,8 +291,10 @@ def unlearn(testbed: Path | str, config: UnlearnConfig, run: RunFolder, *, progr
     run.manifest["splits"] = {k: str(root / "splits" / f"{k}.jsonl") for k in SPLITS}
     run.manifest["config"] = asdict(config)
     run.save_manifest()
-    result = method.run(Job(root, config, run, progress=progress))
+    result = method.run(Job(root, config, run, progress=progress, callbacks=callbacks))
     run.write_json("unlearn.json", result)
     if "log" in result:
         plot_unlearning(run, result)
+    for cb in callbacks:
+        cb.finish(run, result.get(cb.name, []), result)
     return result

@@ -32,17 +32,25 @@ def check_rows(rows: list["Sample"], where: str) -> None:
         raise RotelabError(f"{where}: every row needs the same number of 'perturbed' answers")
 
 
+def answer_start(full: list[int], prompt: list[int]) -> int:
+    """Index of the first answer token of ``full`` (prompt + answer): the length of its longest
+    common prefix with ``prompt`` alone, kept in [1, len(full) - 1] (at least one token before it, one scored).
+
+    >>> answer_start([5, 6, 7, 8], [5, 6, 9]), answer_start([5, 6], [5, 6])
+    (2, 1)
+    """
+    k = 0
+    while k < min(len(full), len(prompt)) and full[k] == prompt[k]:
+        k += 1
+    return max(1, min(k, len(full) - 1))
+
+
 def answer_nll(lm: "LanguageModel", prompts: list[str], answers: list[str], *, batch_size: int = 32) -> np.ndarray:
     """(n,) mean NLL per answer token of ``prompt + answer`` given ``prompt`` (the answer's tokens
     are those after the longest common token prefix with the prompt alone)."""
     full = lm.tokenize([p + a for p, a in zip(prompts, answers)])
     pre = lm.tokenize(prompts)
-    starts = []
-    for f, p in zip(full, pre):
-        k = 0
-        while k < min(len(f), len(p)) and f[k] == p[k]:
-            k += 1
-        starts.append(max(1, min(k, len(f) - 1)))
+    starts = [answer_start(f, p) for f, p in zip(full, pre)]
     ids = [f[: lm.max_length] for f in full]
     logps = map_sorted(lm.forward_logp, ids, batch_size=batch_size)  # logp[t] = log p(x_{t+1} | x_<=t)
     return np.array([-float(np.mean(lp[k - 1 :])) if len(lp) >= k else np.nan for lp, k in zip(logps, starts)])
