@@ -176,3 +176,13 @@ def test_callbacks_are_generic_on_the_loop(tiny_testbed, tmp_path):
     run = RunFolder(tmp_path, command="testbed unlearn", options={}, seed=0)
     res = unlearn(tiny_testbed, UnlearnConfig(method="ga", max_steps=5), run, progress=False, callbacks=[Count()])
     assert [e["step"] for e in res["counts"]] == [0, 2, 4]
+
+
+def test_the_trainer_callback_reads_a_testbed_folder(tiny_testbed):
+    from rotelab.testbed.splits import read_split
+    from rotelab.verify.callback import VerifyCallback
+
+    cb = VerifyCallback.from_testbed(tiny_testbed, every=5, retain_samples=40)
+    assert {k: len(v) for k, v in cb.sets.items()} == {"forget": 30, "holdout": len(read_split(tiny_testbed, "holdout")), "retain": 40}
+    ids = cb._token_ids(cb.tokenizer)
+    assert cb.tokenizer.decode(ids["forget"][0], skip_special_tokens=True) == read_split(tiny_testbed, "forget")[0]["text"]

@@ -40,7 +40,7 @@ def unlearn(
     testbed: Path | str,
     *,
     method: str = "npo",
-    lr: float = 1e-4,
+    lr: float | None = None,
     max_steps: int = 1000,
     beta: float = 0.1,
     retain_weight: float = 1.0,
@@ -61,7 +61,7 @@ def unlearn(
     re-run resumes only if they are unchanged. A testbed without the stop-calibration split is
     refused in one line saying how to rebuild it (the trained model comes out the same). Returns ``unlearn.json`` without its step log (and the retrain's training log).
 
-    ``retain_weight`` is alpha; ``layer`` and ``steering_coeff`` are RMU's block l and c.
+    ``lr`` None: the method's own (:attr:`Method.lr`). ``retain_weight`` is alpha; ``layer`` and ``steering_coeff`` are RMU's block l and c.
     ``verify_every`` > 0 logs verification figures (loss-attack and Min-K% AUC with intervals,
     forget/retain/holdout loss) every that many steps into ``unlearn.json``'s ``verify_log``
     (:class:`rotelab.verify.callback.VerifyEvery`), with the figure ``figures/unlearning_verify.png``.
@@ -71,6 +71,10 @@ def unlearn(
     from rotelab.report import build_report
     from rotelab.testbed.unlearn import UnlearnConfig, testbed_inputs, unlearn as run_unlearn, validate
 
+    from rotelab.testbed.methods import METHODS
+
+    if lr is None:
+        lr = METHODS.get(method, option="--method").obj.lr
     config = UnlearnConfig(method=method, lr=lr, max_steps=max_steps, beta=beta, retain_weight=retain_weight, layer=layer, steering_coeff=steering_coeff, seed=seed)
     tb, _ = validate(testbed, config)
     if not (isinstance(verify_every, int) and verify_every >= 0):

@@ -8,12 +8,12 @@ the command runs (their builders train models, so their modules load torch).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 
 from rotelab.cli_common import RunOpts, SeedOpt, command, emit_run, group
-from rotelab.testbed.methods import METHODS
+from rotelab.testbed.methods import METHODS, Method
 
 app = group("testbed", help="Small models whose memorization is known, and unlearning with ground truth.")
 
@@ -36,7 +36,7 @@ def unlearn(
     testbed: Annotated[Path, typer.Option("--testbed", help="A testbed folder (rotelab testbed build), or its model/.")],
     run: RunOpts,
     method: Annotated[str, typer.Option("--method", help=f"Unlearning method: {' | '.join(METHODS.names())}.")] = "npo",
-    lr: Annotated[float, typer.Option("--lr", help="Learning rate.")] = 1e-4,
+    lr: Annotated[Optional[float], typer.Option("--lr", help=f"Learning rate; default: the method's ({', '.join(f'{n} {METHODS[n].obj.lr:g}' for n in METHODS.names() if METHODS[n].obj.run is Method.run)}).")] = None,
     max_steps: Annotated[int, typer.Option("--max-steps", help="Step cap.")] = 1000,
     beta: Annotated[float, typer.Option("--beta", help="beta of NPO, SimNPO and IdkPO.")] = 0.1,
     retain_weight: Annotated[float, typer.Option("--retain-weight", help="alpha: weight of the retain term (GradDiff, NPO, SimNPO, IdkPO, RMU).")] = 1.0,

@@ -240,6 +240,9 @@ class Job:
         stop = {"split": STOP_SPLIT, "n_samples": len(self.ids[STOP_SPLIT]), "loss": mean_nll(model, self.ids[STOP_SPLIT])}
         targets = {f"{s:.1f}x": s * stop["loss"] for s in STRENGTHS}
         params = method.trainable(model)
+        keep = {id(p) for p in params}
+        for p in model.parameters():  # the others get no gradient at all
+            p.requires_grad_(id(p) in keep)
         opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
         rng = random.Random(cfg.seed)
         log = [{"step": 0, **base}]
