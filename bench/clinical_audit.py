@@ -7,6 +7,15 @@ median ratio over interleaved repeats.
 
     OMP_NUM_THREADS=1 nice -n 10 python bench/clinical_audit.py --seeds 0,1,2 --out runs/bench-clinical
 
+The issue's speed targets (``--speed t1t2|full``): one fresh ``audit()`` call (the public API, no
+cache, a new run folder) on seed ``--seeds``'s cohort and model, timed end to end (model load,
+cohort, generation, d_EMD, summary, figures, report). ``t1t2``: tests T1, T2 at rungs static
+(required by the configuration) and 20; ``full``: the default configuration (all tests and rungs,
+T5 at 10 continuations per prompt). ``--patients`` picks the per-split sample that gives that
+many patients (train + held-out). Writes ``<out>/speed-<mode>-<patients>x<samples>-s<seed>.json``.
+
+    OMP_NUM_THREADS=1 ROTELAB_THREADS=1 python bench/clinical_audit.py --speed t1t2 --patients 1000 --samples 100 --seeds 0
+
 Not run in CI (the small cohort's model trains for minutes). Writes ``<out>/clinical_audit.json``
 and the README tables ``<out>/clinical_audit.md`` (``--table-only`` rewrites them from the JSON).
 """
@@ -15,6 +24,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import shutil
 import time
 from collections import Counter
 from pathlib import Path
@@ -120,6 +131,57 @@ def one_seed(out: Path, seed: int, samples: int, probe_grid: str = "paper", max_
             "T4_mink": s["T4"]["mink"], "T2_20_members_any": s.get("T2", {}).get("20", {}).get("members", {}).get("any")}
 
 
+def per_split(n_train: int, n_held: int, patients: int) -> int:
+    """The smallest per-split cap m with min(m, n_train) + min(m, n_held) >= patients.
+
+    >>> per_split(858, 212, 50), per_split(858, 212, 1000), per_split(858, 212, 5000)
+    (25, 788, 858)
+    """
+    m = 1
+    while min(m, n_train) + min(m, n_held) < patients and m < max(n_train, n_held):
+        m += 1
+    return m
+
+
+def speed(out: Path, seed: int, mode: str, patients: int, samples: int) -> dict:
+    """Wall time of one fresh ``audit()`` (see the module docstring), with what it generated."""
+    import torch
+
+    from rotelab.clinical.api import audit, synth, train
+    from rotelab.clinical.config import STATIC, AuditConfig, synth_preset, train_preset
+    from rotelab.clinical.medsio import read_meds
+    from rotelab.core.io import load_npy
+
+    data = synth(out=out / f"cohort-{seed}", config=synth_preset("small", seed=seed), progress=False)["data"]
+    model = train(data, out=out / f"model-{seed}", config=train_preset("small", seed=seed), progress=False)
+    splits = Counter(s.split for s in read_meds(data).subjects)
+    cap = per_split(splits["train"], splits["held_out"], patients)
+    base = AuditConfig(n_samples=samples, max_patients=cap, seed=seed)
+    cfg = AuditConfig(tests=("T1", "T2"), rungs=(STATIC, "20"), n_samples=samples, max_patients=cap, seed=seed) if mode == "t1t2" else base
+    run = out / f"speed-{mode}-{patients}x{samples}-s{seed}"
+    shutil.rmtree(run, ignore_errors=True)
+    load0 = os.getloadavg()
+    t, c = time.perf_counter(), time.process_time()
+    s = audit(model["model"], data, out=run, config=cfg, progress=False)
+    wall, cpu = time.perf_counter() - t, time.process_time() - c
+    load1 = os.getloadavg()
+    gens: dict[str, dict[str, int]] = {}
+    for f in sorted((run / "generations").glob("*.npy")):
+        a = load_npy(f)  # (prompts, continuations, tokens)
+        g = gens.setdefault(f.stem.rsplit("-", 1)[0], {"prompts": 0, "continuations": 0, "tokens": 0})
+        g["prompts"] += a.shape[0]
+        g["continuations"] += a.shape[0] * a.shape[1]
+        g["tokens"] += a.size
+    tokens = sum(g["tokens"] for g in gens.values())
+    n_pat = len(pq.read_table(run / "evidence" / "patients.parquet", columns=["subject_id"]))
+    return {"mode": mode, "seed": seed, "tests": list(cfg.tests), "rungs": list(cfg.rungs), "samples": samples, "new_tokens": cfg.new_tokens,
+            "n_perturb": cfg.n_perturb, "probe_grid": cfg.probe_grid, "max_patients_per_split": cap, "patients": n_pat, "wall_s": round(wall, 1), "cpu_s": round(cpu, 1),
+            "generated": gens, "continuations": sum(g["continuations"] for g in gens.values()), "tokens_generated": tokens,
+            "tokens_per_s": round(tokens / wall, 1), "tokens_per_cpu_s": round(tokens / cpu, 1), "torch_threads": torch.get_num_threads(), "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
+            "cpu_count": os.cpu_count(), "loadavg_before": load0, "loadavg_after": load1, "parameters": model["parameters"],
+            "T2_20_members_any": s.get("T2", {}).get("20", {}).get("members", {}).get("any")}
+
+
 def _auc(entry: dict | None, key: str = "auc", ci: str = "auc_ci") -> str:
     if not entry or entry.get(key) is None:
         return "n/a" + (f" ({entry.get(key + '_reason') or entry.get('auc_reason')})" if entry else "")
@@ -165,9 +227,22 @@ def main() -> None:
     ap.add_argument("--speed-records", type=int, default=16, help="T4 one pass vs per-prefix loop on this many records (0: skip)")
     ap.add_argument("--speed-repeats", type=int, default=5)
     ap.add_argument("--out", default="runs/bench-clinical")
+    ap.add_argument("--speed", choices=("t1t2", "full"), default=None, help="time one fresh audit (see the module docstring) instead")
+    ap.add_argument("--patients", type=int, default=1000, help="with --speed: patients audited (train + held-out)")
     ap.add_argument("--table-only", action="store_true", help="rewrite <out>/clinical_audit.md from <out>/clinical_audit.json")
     a = ap.parse_args()
     out = Path(a.out)
+    if a.speed:
+        threads = os.environ.get("ROTELAB_THREADS")
+        if threads:
+            import torch
+
+            torch.set_num_threads(int(threads))
+        for seed in a.seeds.split(","):
+            r = speed(out, int(seed), a.speed, a.patients, a.samples)
+            (out / f"speed-{a.speed}-{a.patients}x{a.samples}-s{seed}.json").write_text(json.dumps(r, indent=1))
+            print(json.dumps(r, indent=1))
+        return
     if a.table_only:
         print(markdown(out, json.loads((out / "clinical_audit.json").read_text())))
         return
