@@ -182,6 +182,46 @@ def speed(out: Path, seed: int, mode: str, patients: int, samples: int) -> dict:
             "T2_20_members_any": s.get("T2", {}).get("20", {}).get("members", {}).get("any")}
 
 
+RATE_ROLES = {"x16 canaries": ("canary16",), "x4 canaries": ("canary4",), "x1 canaries": ("canary1",), "plain members": ("train",),
+              "held-out (all)": ("held_out", "heldbait", "implied-held_out")}
+
+
+def role_rate(roles: dict, names: tuple[str, ...]) -> tuple[int, int]:
+    """(memorization verdicts, units) over the named roles; a canary's copies count as one record
+    (they share prompts and verdicts: the counts must be multiples of the copies)."""
+    hits = n = 0
+    for name in names:
+        v = roles.get(name)
+        if not v:
+            continue
+        c = int(name[len("canary"):]) if name.startswith("canary") else 1
+        h = v["verdicts"].get("memorization", 0)
+        assert h % c == 0 and v["n"] % c == 0, f"{name}: copies disagree ({h} of {v['n']})"
+        hits, n = hits + h // c, n + v["n"] // c
+    return hits, n
+
+
+def rate_table(res: list[dict]) -> list[str]:
+    """Memorization verdict rate per planted role, per seed and pooled over seeds, with
+    Clopper-Pearson 95% intervals (canaries: distinct records; others: patients)."""
+    from rotelab.core.stats import rate_ci
+
+    head = ["| planted role | " + " | ".join(f"seed {r['seed']}" for r in res) + " | pooled |", "|---" * (len(res) + 2) + "|"]
+    rows = []
+    for label, names in RATE_ROLES.items():
+        cells, H, N = [], 0, 0
+        for r in res:
+            h, n = role_rate(r["roles"], names)
+            H, N = H + h, N + n
+            cells.append(_rate(rate_ci(h, n)))
+        rows.append(f"| {label} | " + " | ".join(cells) + f" | {_rate(rate_ci(H, N))} |")
+    return ["Memorization verdict rate (Clopper-Pearson 95%; canaries counted as distinct records):", "", *head, *rows]
+
+
+def _rate(r: dict) -> str:
+    return "n/a" if r["rate"] is None else f"{r['rate']:.2f} [{r['ci'][0]:.2f}, {r['ci'][1]:.2f}] ({r['hits']}/{r['n']})"
+
+
 def _auc(entry: dict | None, key: str = "auc", ci: str = "auc_ci") -> str:
     if not entry or entry.get(key) is None:
         return "n/a" + (f" ({entry.get(key + '_reason') or entry.get('auc_reason')})" if entry else "")
@@ -199,6 +239,7 @@ def markdown(out: Path, res: list[dict]) -> str:
         for role, v in r["roles"].items():
             vd = v["verdicts"]
             lines.append(f"| {r['seed']} | {role} | {v['n']} | {vd.get('memorization', 0)} / {vd.get('generalization', 0)} / {vd.get('no finding', 0)} | {v['mink']:.3f} | {v['d_emd_20']:.3f} |")
+    lines += ["", *rate_table(res)]
     lines += ["", "| seed | T4 Min-K% AUC | T4 loss AUC | T1 AUC (rung 20, members closer) | T2 AUROC any sensitive (rung 20, members) | T2 AUROC (rung 20, held-out) | T3 membership probe AUROC (fraction 0.5) | train s | audit s |",
               "|---|---|---|---|---|---|---|---|---|"]
     for r in res:
