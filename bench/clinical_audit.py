@@ -7,11 +7,12 @@ median ratio over interleaved repeats.
 
     OMP_NUM_THREADS=1 nice -n 10 python bench/clinical_audit.py --seeds 0,1,2 --out runs/bench-clinical
 
-The issue's speed targets (``--speed t1t2|full``): one fresh ``audit()`` call (the public API, no
+The issue's speed targets (``--speed t1t2|t3|full``): one fresh ``audit()`` call (the public API, no
 cache, a new run folder) on seed ``--seeds``'s cohort and model, timed end to end (model load,
 cohort, generation, d_EMD, summary, figures, report). ``t1t2``: tests T1, T2 at rungs static
-(required by the configuration) and 20; ``full``: the default configuration (all tests and rungs,
-T5 at 10 continuations per prompt). ``--patients`` picks the per-split sample that gives that
+(required by the configuration) and 20; ``t3``: T3 alone (the paper's probe grid, no generation);
+``full``: the default configuration (all tests and rungs, T5 at 10 continuations per prompt, the
+paper's probe grid). ``--patients`` picks the per-split sample that gives that
 many patients (train + held-out). Writes ``<out>/speed-<mode>-<patients>x<samples>-s<seed>.json``.
 
     OMP_NUM_THREADS=1 ROTELAB_THREADS=1 python bench/clinical_audit.py --speed t1t2 --patients 1000 --samples 100 --seeds 0
@@ -157,7 +158,8 @@ def speed(out: Path, seed: int, mode: str, patients: int, samples: int) -> dict:
     splits = Counter(s.split for s in read_meds(data).subjects)
     cap = per_split(splits["train"], splits["held_out"], patients)
     base = AuditConfig(n_samples=samples, max_patients=cap, seed=seed)
-    cfg = AuditConfig(tests=("T1", "T2"), rungs=(STATIC, "20"), n_samples=samples, max_patients=cap, seed=seed) if mode == "t1t2" else base
+    cfg = {"t1t2": AuditConfig(tests=("T1", "T2"), rungs=(STATIC, "20"), n_samples=samples, max_patients=cap, seed=seed),
+           "t3": AuditConfig(tests=("T3",), max_patients=cap, seed=seed), "full": base}[mode]
     run = out / f"speed-{mode}-{patients}x{samples}-s{seed}"
     shutil.rmtree(run, ignore_errors=True)
     load0 = os.getloadavg()
@@ -268,7 +270,7 @@ def main() -> None:
     ap.add_argument("--speed-records", type=int, default=16, help="T4 one pass vs per-prefix loop on this many records (0: skip)")
     ap.add_argument("--speed-repeats", type=int, default=5)
     ap.add_argument("--out", default="runs/bench-clinical")
-    ap.add_argument("--speed", choices=("t1t2", "full"), default=None, help="time one fresh audit (see the module docstring) instead")
+    ap.add_argument("--speed", choices=("t1t2", "t3", "full"), default=None, help="time one fresh audit (see the module docstring) instead")
     ap.add_argument("--patients", type=int, default=1000, help="with --speed: patients audited (train + held-out)")
     ap.add_argument("--table-only", action="store_true", help="rewrite <out>/clinical_audit.md from <out>/clinical_audit.json")
     a = ap.parse_args()
