@@ -183,8 +183,8 @@ def _decode_batch(lm: "HFLanguageModel", prompts: list[list[int]], n_new: int, *
     # Shared prefill: only when no hook touches the forward pass (a hook's activation edits see every row).
     inverse = _share_prefill(ids, mask) if use_cache and type(hook).attach is DecodeHook.attach else None
     if inverse is not None:
-        rep = torch.zeros(int(inverse.max()) + 1, dtype=torch.long).scatter_(0, inverse, torch.arange(R))  # one row per distinct prompt
-        inverse = inverse.to(ids.device)
+        dev = inverse.device
+        rep = torch.zeros(int(inverse.max()) + 1, dtype=torch.long, device=dev).scatter_(0, inverse, torch.arange(R, device=dev))  # one row per distinct prompt
     static = _static_cache(model, R, Tp + n_new) if use_cache else None
     if static is not None and inverse is not None and not _expandable(static):
         inverse = None
