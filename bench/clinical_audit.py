@@ -7,6 +7,16 @@ median ratio over interleaved repeats.
 
     OMP_NUM_THREADS=1 nice -n 10 python bench/clinical_audit.py --seeds 0,1,2 --out runs/bench-clinical
 
+The issue's speed targets (``--speed t1t2|t3|full``): one fresh ``audit()`` call (the public API, no
+cache, a new run folder) on seed ``--seeds``'s cohort and model, timed end to end (model load,
+cohort, generation, d_EMD, summary, figures, report). ``t1t2``: tests T1, T2 at rungs static
+(required by the configuration) and 20; ``t3``: T3 alone (the paper's probe grid, no generation);
+``full``: the default configuration (all tests and rungs, T5 at 10 continuations per prompt, the
+paper's probe grid). ``--patients`` picks the per-split sample that gives that
+many patients (train + held-out). Writes ``<out>/speed-<mode>-<patients>x<samples>-s<seed>.json``.
+
+    OMP_NUM_THREADS=1 ROTELAB_THREADS=1 python bench/clinical_audit.py --speed t1t2 --patients 1000 --samples 100 --seeds 0
+
 Not run in CI (the small cohort's model trains for minutes). Writes ``<out>/clinical_audit.json``
 and the README tables ``<out>/clinical_audit.md`` (``--table-only`` rewrites them from the JSON).
 """
@@ -15,6 +25,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import shutil
 import time
 from collections import Counter
 from pathlib import Path
@@ -120,6 +132,98 @@ def one_seed(out: Path, seed: int, samples: int, probe_grid: str = "paper", max_
             "T4_mink": s["T4"]["mink"], "T2_20_members_any": s.get("T2", {}).get("20", {}).get("members", {}).get("any")}
 
 
+def per_split(n_train: int, n_held: int, patients: int) -> int:
+    """The smallest per-split cap m with min(m, n_train) + min(m, n_held) >= patients.
+
+    >>> per_split(858, 212, 50), per_split(858, 212, 1000), per_split(858, 212, 5000)
+    (25, 788, 858)
+    """
+    m = 1
+    while min(m, n_train) + min(m, n_held) < patients and m < max(n_train, n_held):
+        m += 1
+    return m
+
+
+def speed(out: Path, seed: int, mode: str, patients: int, samples: int) -> dict:
+    """Wall time of one fresh ``audit()`` (see the module docstring), with what it generated."""
+    import torch
+
+    from rotelab.clinical.api import audit, synth, train
+    from rotelab.clinical.config import STATIC, AuditConfig, synth_preset, train_preset
+    from rotelab.clinical.medsio import read_meds
+    from rotelab.core.io import load_npy
+
+    data = synth(out=out / f"cohort-{seed}", config=synth_preset("small", seed=seed), progress=False)["data"]
+    model = train(data, out=out / f"model-{seed}", config=train_preset("small", seed=seed), progress=False)
+    splits = Counter(s.split for s in read_meds(data).subjects)
+    cap = per_split(splits["train"], splits["held_out"], patients)
+    base = AuditConfig(n_samples=samples, max_patients=cap, seed=seed)
+    cfg = {"t1t2": AuditConfig(tests=("T1", "T2"), rungs=(STATIC, "20"), n_samples=samples, max_patients=cap, seed=seed),
+           "t3": AuditConfig(tests=("T3",), max_patients=cap, seed=seed), "full": base}[mode]
+    run = out / f"speed-{mode}-{patients}x{samples}-s{seed}"
+    shutil.rmtree(run, ignore_errors=True)
+    load0 = os.getloadavg()
+    t, c = time.perf_counter(), time.process_time()
+    s = audit(model["model"], data, out=run, config=cfg, progress=False)
+    wall, cpu = time.perf_counter() - t, time.process_time() - c
+    load1 = os.getloadavg()
+    gens: dict[str, dict[str, int]] = {}
+    for f in sorted((run / "generations").glob("*.npy")):
+        a = load_npy(f)  # (prompts, continuations, tokens)
+        g = gens.setdefault(f.stem.rsplit("-", 1)[0], {"prompts": 0, "continuations": 0, "tokens": 0})
+        g["prompts"] += a.shape[0]
+        g["continuations"] += a.shape[0] * a.shape[1]
+        g["tokens"] += a.size
+    tokens = sum(g["tokens"] for g in gens.values())
+    n_pat = len(pq.read_table(run / "evidence" / "patients.parquet", columns=["subject_id"]))
+    return {"mode": mode, "seed": seed, "tests": list(cfg.tests), "rungs": list(cfg.rungs), "samples": samples, "new_tokens": cfg.new_tokens,
+            "n_perturb": cfg.n_perturb, "probe_grid": cfg.probe_grid, "max_patients_per_split": cap, "patients": n_pat, "wall_s": round(wall, 1), "cpu_s": round(cpu, 1),
+            "generated": gens, "continuations": sum(g["continuations"] for g in gens.values()), "tokens_generated": tokens,
+            "tokens_per_s": round(tokens / wall, 1), "tokens_per_cpu_s": round(tokens / cpu, 1), "torch_threads": torch.get_num_threads(), "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
+            "cpu_count": os.cpu_count(), "loadavg_before": load0, "loadavg_after": load1, "parameters": model["parameters"],
+            "T2_20_members_any": s.get("T2", {}).get("20", {}).get("members", {}).get("any")}
+
+
+RATE_ROLES = {"x16 canaries": ("canary16",), "x4 canaries": ("canary4",), "x1 canaries": ("canary1",), "plain members": ("train",),
+              "held-out (all)": ("held_out", "heldbait", "implied-held_out")}
+
+
+def role_rate(roles: dict, names: tuple[str, ...]) -> tuple[int, int]:
+    """(memorization verdicts, units) over the named roles; a canary's copies count as one record
+    (they share prompts and verdicts: the counts must be multiples of the copies)."""
+    hits = n = 0
+    for name in names:
+        v = roles.get(name)
+        if not v:
+            continue
+        c = int(name[len("canary"):]) if name.startswith("canary") else 1
+        h = v["verdicts"].get("memorization", 0)
+        assert h % c == 0 and v["n"] % c == 0, f"{name}: copies disagree ({h} of {v['n']})"
+        hits, n = hits + h // c, n + v["n"] // c
+    return hits, n
+
+
+def rate_table(res: list[dict]) -> list[str]:
+    """Memorization verdict rate per planted role, per seed and pooled over seeds, with
+    Clopper-Pearson 95% intervals (canaries: distinct records; others: patients)."""
+    from rotelab.core.stats import rate_ci
+
+    head = ["| planted role | " + " | ".join(f"seed {r['seed']}" for r in res) + " | pooled |", "|---" * (len(res) + 2) + "|"]
+    rows = []
+    for label, names in RATE_ROLES.items():
+        cells, H, N = [], 0, 0
+        for r in res:
+            h, n = role_rate(r["roles"], names)
+            H, N = H + h, N + n
+            cells.append(_rate(rate_ci(h, n)))
+        rows.append(f"| {label} | " + " | ".join(cells) + f" | {_rate(rate_ci(H, N))} |")
+    return ["Memorization verdict rate (Clopper-Pearson 95%; canaries counted as distinct records):", "", *head, *rows]
+
+
+def _rate(r: dict) -> str:
+    return "n/a" if r["rate"] is None else f"{r['rate']:.2f} [{r['ci'][0]:.2f}, {r['ci'][1]:.2f}] ({r['hits']}/{r['n']})"
+
+
 def _auc(entry: dict | None, key: str = "auc", ci: str = "auc_ci") -> str:
     if not entry or entry.get(key) is None:
         return "n/a" + (f" ({entry.get(key + '_reason') or entry.get('auc_reason')})" if entry else "")
@@ -137,6 +241,7 @@ def markdown(out: Path, res: list[dict]) -> str:
         for role, v in r["roles"].items():
             vd = v["verdicts"]
             lines.append(f"| {r['seed']} | {role} | {v['n']} | {vd.get('memorization', 0)} / {vd.get('generalization', 0)} / {vd.get('no finding', 0)} | {v['mink']:.3f} | {v['d_emd_20']:.3f} |")
+    lines += ["", *rate_table(res)]
     lines += ["", "| seed | T4 Min-K% AUC | T4 loss AUC | T1 AUC (rung 20, members closer) | T2 AUROC any sensitive (rung 20, members) | T2 AUROC (rung 20, held-out) | T3 membership probe AUROC (fraction 0.5) | train s | audit s |",
               "|---|---|---|---|---|---|---|---|---|"]
     for r in res:
@@ -165,9 +270,22 @@ def main() -> None:
     ap.add_argument("--speed-records", type=int, default=16, help="T4 one pass vs per-prefix loop on this many records (0: skip)")
     ap.add_argument("--speed-repeats", type=int, default=5)
     ap.add_argument("--out", default="runs/bench-clinical")
+    ap.add_argument("--speed", choices=("t1t2", "t3", "full"), default=None, help="time one fresh audit (see the module docstring) instead")
+    ap.add_argument("--patients", type=int, default=1000, help="with --speed: patients audited (train + held-out)")
     ap.add_argument("--table-only", action="store_true", help="rewrite <out>/clinical_audit.md from <out>/clinical_audit.json")
     a = ap.parse_args()
     out = Path(a.out)
+    if a.speed:
+        threads = os.environ.get("ROTELAB_THREADS")
+        if threads:
+            import torch
+
+            torch.set_num_threads(int(threads))
+        for seed in a.seeds.split(","):
+            r = speed(out, int(seed), a.speed, a.patients, a.samples)
+            (out / f"speed-{a.speed}-{a.patients}x{a.samples}-s{seed}.json").write_text(json.dumps(r, indent=1))
+            print(json.dumps(r, indent=1))
+        return
     if a.table_only:
         print(markdown(out, json.loads((out / "clinical_audit.json").read_text())))
         return

@@ -80,7 +80,9 @@ def test_bad_input_is_refused_before_the_run_folder(micro_model, tmp_path):
 
 def test_audit_runs_on_a_tiny_random_mamba2(micro_cohort, tmp_path):
     """The paper's architecture: a Mamba2ForCausalLM folder (no context in its config: the
-    tokenizer's model_max_length is used and stated in the manifest)."""
+    tokenizer's model_max_length is used, or ``--max-length``, and stated in the manifest)."""
+    from dataclasses import replace
+
     from rotelab.clinical.api import audit
     from rotelab.clinical.config import AuditConfig, train_preset
     from rotelab.clinical.medsio import read_meds
@@ -98,6 +100,12 @@ def test_audit_runs_on_a_tiny_random_mamba2(micro_cohort, tmp_path):
     assert {"T1", "T2", "T4", "verdicts"} <= set(s)
     m = json.loads((tmp_path / "run" / "manifest.json").read_text())["models"]["model"]
     assert m["max_length"] == 64 and m["max_length_source"] == "tokenizer model_max_length"
+    # --max-length takes precedence; the manifest states it
+    from rotelab.core.models import LoadOptions
+
+    audit(tmp_path / "m", micro_cohort, out=tmp_path / "run48", config=replace(cfg, tests=("T4",)), load=LoadOptions(max_length=48), progress=False)
+    m = json.loads((tmp_path / "run48" / "manifest.json").read_text())["models"]["model"]
+    assert m["max_length"] == 48 and m["max_length_source"] == "--max-length"
 
 
 def test_command_prints_one_json_document_and_bad_input_exits_2(micro_model, tmp_path):

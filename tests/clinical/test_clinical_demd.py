@@ -32,6 +32,20 @@ def test_demd_scaled_embeddings_and_partial_similarity():
     assert Trajectories(E, ["A", "B"], time_weighting=False).distance([0], [1]) == pytest.approx(0.4)
 
 
+@pytest.mark.parametrize("time_weighting", [True, False])
+def test_batched_distances_equal_one_pair_at_a_time(time_weighting):
+    """``distances`` builds the cost matrices of all samples of one length at once: the same
+    values as ``distance`` per sample, for samples shorter, longer, equal and empty."""
+    rng = np.random.default_rng(5)
+    vocab = ["A", "B", "TIME//2", "TIME//0", "C", "TIME//60+"]
+    traj = Trajectories(rng.normal(size=(6, 4)), vocab, time_weighting=time_weighting)
+    a = [0, 2, 1, 4, 3]
+    samples = [rng.integers(0, 6, size=k).tolist() for k in (5, 5, 2, 8, 0, 5, 1)]
+    assert traj.distances(a, samples).tolist() == pytest.approx([traj.distance(a, b) for b in samples], abs=1e-12)
+    assert traj.distances([], [[], [1]]).tolist() == pytest.approx([0.0, traj.distance([], [1])])
+    assert traj.distances(a, []).shape == (0,)
+
+
 @pytest.mark.parametrize("shape", [(4, 4), (3, 6), (7, 2), (1, 5)])
 def test_assignment_equals_pot(shape):
     rng = np.random.default_rng(sum(shape))

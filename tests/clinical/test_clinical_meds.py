@@ -84,7 +84,7 @@ def test_shard_missing_a_column_is_one_line_naming_shard_and_field(tmp_path, col
     write_foreign_meds(tmp_path, SUBJECTS, SPLITS, drop=column)
     with pytest.raises(RotelabError, match=rf"^data/shard0\.parquet: missing column '{column}'") as e:
         read_meds(tmp_path)
-    assert "\n" not in str(e.value)
+    assert "\n" not in str(e.value) and e.value.exit_code == 2
 
 
 def test_code_absent_from_the_vocabulary_names_shard_row_and_field(tmp_path):
@@ -94,13 +94,14 @@ def test_code_absent_from_the_vocabulary_names_shard_row_and_field(tmp_path):
     other = read_meds(tmp_path / "b")
     with pytest.raises(RotelabError, match=r"shard0\.parquet: row \d+: field 'code' 'GENDER//M' is not in the model's vocabulary") as e:
         fmt.encode(other.subjects[1], root=other.root)
-    assert "\n" not in str(e.value)
+    assert "\n" not in str(e.value) and e.value.exit_code == 2
 
 
 def test_subject_without_events_names_the_split_file_row(tmp_path):
     write_foreign_meds(tmp_path, SUBJECTS, SPLITS, extra_split=99)
-    with pytest.raises(RotelabError, match=r"^metadata/subject_splits\.parquet: row 3: field 'subject_id': the subject has no events"):
+    with pytest.raises(RotelabError, match=r"^metadata/subject_splits\.parquet: row 3: field 'subject_id': the subject has no events") as e:
         read_meds(tmp_path)
+    assert "\n" not in str(e.value) and e.value.exit_code == 2
 
 
 def test_non_meds_folders_are_one_line(tmp_path):
@@ -113,8 +114,9 @@ def test_non_meds_folders_are_one_line(tmp_path):
     (tmp_path / "data" / "x.parquet").write_text("not parquet")
     (tmp_path / "metadata").mkdir()
     pq.write_table(pa.table({"subject_id": [1], "split": ["train"]}), tmp_path / "metadata" / "subject_splits.parquet")
-    with pytest.raises(RotelabError, match=r"^data/x\.parquet: not a readable Parquet file"):
+    with pytest.raises(RotelabError, match=r"^data/x\.parquet: not a readable Parquet file") as e:
         read_meds(tmp_path)
+    assert "\n" not in str(e.value) and e.value.exit_code == 2
 
 
 def test_split_file_missing_is_named(tmp_path):
@@ -143,3 +145,35 @@ def test_value_bins_are_quantiles_of_the_train_split():
     fmt = TokenFormat.fit(data, value_bins=4)
     assert np.allclose(fmt.edges["LAB//x"], [25.75, 50.5, 75.25])
     assert fmt.value_token("LAB//x", 10.0) == "LAB//x//0" and fmt.value_token("LAB//x", 1e6) == "LAB//x//3"
+
+
+def test_foreign_meds_dataset_is_audited_end_to_end(tmp_path):
+    """Another tool's MEDS folder (pyarrow, the ``meds`` schema) audited end to end (a small
+    untrained model over its vocabulary: this checks the plumbing, not the findings); every train
+    and held-out subject gets a verdict, the tuning split is left out."""
+    from rotelab.clinical.api import audit
+    from rotelab.clinical.config import AuditConfig, train_preset
+    from rotelab.clinical.tokens import build_tokenizer
+    from rotelab.clinical.train import new_ehr_model
+    from rotelab.core.training import save_model_dir
+
+    rng = np.random.default_rng(3)
+    pool = ["DIAGNOSIS//ICD10//I10", "DIAGNOSIS//ICD10//E11", "DIAGNOSIS//ICD10//F32", "MEDICATION//Metformin//PO", "PROCEDURE//ECG"]
+    subjects, splits = {}, {}
+    for sid in range(100, 140):
+        codes = [(float(d), str(rng.choice(pool)), None) for d in sorted(rng.uniform(0, 400, size=6))] + [(401.0, "LAB//CD4", float(rng.uniform(100, 900)))]
+        subjects[sid] = _events(sid, int(rng.integers(20, 90)), codes, sex="FM"[sid % 2])
+        splits[sid] = "held_out" if sid % 4 == 0 else "tuning" if sid % 4 == 1 else "train"
+    write_foreign_meds(tmp_path / "meds", subjects, splits)
+    fmt = TokenFormat.fit(read_meds(tmp_path / "meds"))
+    model = tmp_path / "model"
+    save_model_dir(new_ehr_model(train_preset("tiny", n_layer=1, n_embd=16, n_head=2, context=32), len(fmt.vocab), fmt.ids), build_tokenizer(fmt.vocab, context=32), model)
+    fmt.save(model)
+    cfg = AuditConfig(tests=("T1", "T2", "T4"), rungs=("random", "static", "3"), t1_rung="3", n_samples=2, new_tokens=4, embeddings="model")
+    s = audit(model, tmp_path / "meds", out=tmp_path / "run", config=cfg, progress=False)
+    pts = pq.read_table(tmp_path / "run" / "evidence" / "patients.parquet").to_pydict()
+    audited = {sid for sid, sp in splits.items() if sp != "tuning"}
+    assert set(pts["subject_id"]) == audited and set(pts["verdict"]) <= {"memorization", "generalization", "no finding"}
+    assert s["patients"]["members"] == 20 and s["patients"]["held_out"] == "<20"  # 10 held-out: a small cell
+    lad = pq.read_table(tmp_path / "run" / "evidence" / "ladder.parquet").to_pydict()
+    assert set(lad["rung"]) == {"random", "static", "3"} and len(lad["rung"]) == 3 * len(audited)

@@ -94,3 +94,25 @@ def test_bad_sampling_options_are_one_line(gpt2_lm):
             decode(gpt2_lm, [[1, 2]], 2, sampling=s)
     with pytest.raises(RotelabError, match="--batch-size must be >= 1"):
         decode(gpt2_lm, [[1, 2]], 2, batch_size=0)
+
+
+@pytest.mark.parametrize("arch", ["gpt2", "llama"])
+def test_shared_prefill_equals_one_prefill_per_row(arch_dirs, arch):
+    """The n continuations of a prompt share one prefill (KV rows copied): the same tokens as
+    prefilling every row (a hook with its own ``attach`` turns the sharing off)."""
+    from contextlib import nullcontext
+
+    from rotelab.core.generate import DecodeHook, Sampling, _share_prefill, decode, left_pad
+
+    class PerRow(DecodeHook):
+        def attach(self, lm):
+            return nullcontext()
+
+    lm = load_model(arch_dirs[arch])
+    prompts = lm.tokenize(PROMPTS) + lm.tokenize(PROMPTS[:1])  # a repeated prompt too
+    s = Sampling(temperature=1.0, top_p=0.9, n=5, seed=3)
+    shared = decode(lm, prompts, 9, sampling=s, batch_size=12).tokens
+    assert shared == decode(lm, prompts, 9, sampling=s, batch_size=12, hook=PerRow()).tokens
+    ids, mask = left_pad([prompts[0], prompts[1], prompts[0]], lm.pad_id, "cpu")
+    assert _share_prefill(ids, mask).tolist() in ([0, 1, 0], [1, 0, 1])
+    assert _share_prefill(ids[:2], mask[:2]) is None

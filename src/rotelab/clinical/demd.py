@@ -69,6 +69,12 @@ def d_emd(cost: np.ndarray, tau_a: np.ndarray | None = None, tau_b: np.ndarray |
         T = np.ones((n, n))
         T[:m, :k] = np.abs(np.asarray(tau_a)[:, None] - np.asarray(tau_b)[None, :])
         C = C * (T + 1)
+    return assignment_cost(C, solver)
+
+
+def assignment_cost(C: np.ndarray, solver: str = "assignment") -> float:
+    """min over transport plans of sum P_ij C_ij for the (n, n) cost C, uniform weights 1/n."""
+    n = len(C)
     if solver == "pot":
         import ot
 
@@ -150,5 +156,24 @@ class Trajectories:
         return d_emd(block, np.cumsum(self.step[a]), np.cumsum(self.step[b]), solver=self.solver)
 
     def distances(self, a: Sequence[int], samples: Sequence[Sequence[int]]) -> np.ndarray:
-        """d_EMD of trajectory ``a`` to each sample."""
-        return np.array([self.distance(a, b) for b in samples])
+        """d_EMD of trajectory ``a`` to each sample (equal to :meth:`distance` per sample): the
+        padded, time-weighted cost matrices of all samples of one length are built in one batch,
+        then solved one by one."""
+        a = np.asarray(a, dtype=np.int64)
+        m, out = len(a), np.zeros(len(samples))
+        Ua, ta = self.U[a], np.cumsum(self.step[a])
+        lens = np.array([len(b) for b in samples], dtype=np.int64)
+        for k in np.unique(lens).tolist():
+            rows = np.flatnonzero(lens == k)
+            n = max(m, k)
+            if n == 0:
+                continue
+            B = np.array([np.asarray(samples[r], dtype=np.int64) for r in rows]).reshape(len(rows), k)
+            C = np.ones((len(rows), n, n))
+            C[:, :m, :k] = np.clip(1.0 - Ua[None] @ self.U[B].transpose(0, 2, 1), 0.0, 2.0)
+            if self.time_weighting:
+                T = np.ones((len(rows), n, n))
+                T[:, :m, :k] = np.abs(ta[None, :, None] - np.cumsum(self.step[B], axis=1)[:, None, :])
+                C *= T + 1
+            out[rows] = [assignment_cost(c, self.solver) for c in C]
+        return out

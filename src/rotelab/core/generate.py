@@ -15,6 +15,9 @@ rewrite each step's logits).
 * Where transformers and the model support it, the KV cache is preallocated (``StaticCache``: no
   per-step concatenation, 27% of decode time with the dynamic cache on the 0.9M testbed model)
   and the prefill computes only the last position's logits.
+* The n continuations of a prompt share one prefill (the prompt runs once per batch, its KV
+  cache rows are copied to every continuation) where the cache holds plain keys and values and
+  no hook edits the forward pass.
 """
 
 from __future__ import annotations
@@ -153,13 +156,38 @@ def _pick(z: torch.Tensor, sampling: Sampling | None, u: torch.Tensor | None) ->
     return idx.gather(-1, k).squeeze(-1)
 
 
+def _expandable(cache) -> bool:
+    """A KV cache whose rows :func:`_share_prefill` may copy: every layer holds plain keys and values."""
+    from transformers.cache_utils import DynamicLayer, StaticLayer
+
+    layers = getattr(cache, "layers", None)
+    return bool(layers) and all(type(layer) in (DynamicLayer, StaticLayer) for layer in layers) and hasattr(cache, "reorder_cache")
+
+
+def _share_prefill(ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor | None:
+    """Each row's row among the batch's distinct prompts (``inverse``), or None when all differ.
+
+    The n continuations of a prompt share its prefill: it runs once per distinct prompt and the
+    KV cache's rows are copied (``index_select``) to every continuation.
+    """
+    uniq, inverse = torch.unique(torch.cat([ids, mask], dim=1), dim=0, return_inverse=True)
+    return inverse if len(uniq) < len(ids) else None
+
+
 @torch.inference_mode()
 def _decode_batch(lm: "HFLanguageModel", prompts: list[list[int]], n_new: int, *, sampling: Sampling | None, uniforms: torch.Tensor | None, hook: DecodeHook, handle: Any, use_cache: bool) -> tuple[list[list[int]], dict[str, torch.Tensor]]:
     model, kw = lm.model, cache_kw()
     ids, mask = left_pad(prompts, lm.pad_id, lm.device)  # (R, Tp)
     R, Tp = ids.shape
     hook.begin(R, Tp, n_new)
+    # Shared prefill: only when no hook touches the forward pass (a hook's activation edits see every row).
+    inverse = _share_prefill(ids, mask) if use_cache and type(hook).attach is DecodeHook.attach else None
+    if inverse is not None:
+        dev = inverse.device
+        rep = torch.zeros(int(inverse.max()) + 1, dtype=torch.long, device=dev).scatter_(0, inverse, torch.arange(R, device=dev))  # one row per distinct prompt
     static = _static_cache(model, R, Tp + n_new) if use_cache else None
+    if static is not None and inverse is not None and not _expandable(static):
+        inverse = None
     last = keep_last_logits(model)
     past, new = None, []
     for step in range(n_new):
@@ -173,9 +201,20 @@ def _decode_batch(lm: "HFLanguageModel", prompts: list[list[int]], n_new: int, *
                 extra = {kw: static, "cache_position": torch.arange(T - inp.shape[1], T, device=ids.device)}
             elif past is not None:
                 extra = {kw: past}
-        out = model(input_ids=inp, attention_mask=mask, position_ids=pos, use_cache=use_cache, **extra, **last)
+        shared = step == 0 and inverse is not None
+        if shared:
+            out = model(input_ids=inp[rep], attention_mask=mask[rep], position_ids=pos[rep], use_cache=True, **extra, **last)
+            cache = static if static is not None else getattr(out, kw)
+            if static is None and not _expandable(cache):  # rerun unshared: this cache's rows cannot be copied
+                inverse, shared = None, False
+                out = model(input_ids=inp, attention_mask=mask, position_ids=pos, use_cache=True, **last)
+            else:
+                cache.reorder_cache(inverse)
+        else:
+            out = model(input_ids=inp, attention_mask=mask, position_ids=pos, use_cache=use_cache, **extra, **last)
         past = getattr(out, kw) if use_cache and static is None else None
-        z = hook.logits(step, out.logits[:, -1], StepInputs(inp, mask, pos, Tp), handle)  # (R, V)
+        logits = out.logits[:, -1][inverse] if shared else out.logits[:, -1]
+        z = hook.logits(step, logits, StepInputs(inp, mask, pos, Tp), handle)  # (R, V)
         nxt = _pick(z, sampling, uniforms[:, step] if uniforms is not None else None)
         new.append(nxt)
         ids = torch.cat([ids, nxt[:, None]], dim=1)
