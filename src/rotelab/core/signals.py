@@ -83,6 +83,19 @@ class TokenSignals:
         )
 
 
+def answer_start(full: list[int], prompt: list[int]) -> int:
+    """Index of the first answer token of ``full`` (prompt + answer): the length of its longest
+    common prefix with ``prompt`` alone, kept in [1, len(full) - 1] (at least one token before it, one scored).
+
+    >>> answer_start([5, 6, 7, 8], [5, 6, 9]), answer_start([5, 6], [5, 6])
+    (2, 1)
+    """
+    k = 0
+    while k < min(len(full), len(prompt)) and full[k] == prompt[k]:
+        k += 1
+    return max(1, min(k, len(full) - 1))
+
+
 def signals_from_logits(
     logits: torch.Tensor, input_ids: torch.Tensor, *, overwrite: bool = False, scratch: torch.Tensor | None = None
 ) -> dict[str, torch.Tensor]:

@@ -64,7 +64,7 @@ def unlearn(
     ``lr`` None: the method's own (:attr:`Method.lr`). ``retain_weight`` is alpha; ``layer`` and ``steering_coeff`` are RMU's block l and c.
     ``verify_every`` > 0 logs verification figures (loss-attack and Min-K% AUC with intervals,
     forget/retain/holdout loss) every that many steps into ``unlearn.json``'s ``verify_log``
-    (:class:`rotelab.verify.callback.VerifyEvery`), with the figure ``figures/unlearning_verify.png``.
+    (the ``verify`` monitor, :class:`rotelab.verify.callback.VerifyEvery`), with the figure ``figures/unlearning_verify.png``.
     """
     from rotelab.core.io import read_json
     from rotelab.core.runs import open_run
@@ -85,9 +85,9 @@ def unlearn(
     options |= {"verify_every": verify_every} if verify_every else {}
     callbacks = []
     if verify_every:
-        from rotelab.verify.callback import VerifyEvery
+        from rotelab.testbed.unlearn import MONITORS
 
-        callbacks.append(VerifyEvery(verify_every, seed=seed))
+        callbacks.append(MONITORS.get("verify").obj(verify_every, seed=seed))
     with open_run(out, "testbed unlearn", options, seed=seed, inputs=testbed_inputs(tb), overwrite=overwrite, volatile=("testbed",)) as run:
         result = run.step("unlearn", lambda: run_unlearn(tb.root, config, run, progress=progress, callbacks=callbacks), load=lambda: read_json(run.file("unlearn.json")))
         build_report(run.path)

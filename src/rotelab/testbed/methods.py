@@ -355,7 +355,7 @@ class IdkPO(GradDiff):
 
     def pairs(self, job: "Job") -> list[tuple[list[int], int, list[tuple[list[int], int]]]]:
         """Per forget row: its token ids and answer start, and each refusal's (ids, start) after the same question."""
-        from rotelab.verify.truth import answer_start
+        from rotelab.core.signals import answer_start
 
         if self._pairs is None:
             tok, L = job.tokenizer, job.max_length

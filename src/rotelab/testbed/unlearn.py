@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from rotelab.core.io import read_json
+from rotelab.core.registry import Registry, discover
 from rotelab.core.runs import RunFolder
 from rotelab.errors import RotelabError
 from rotelab.testbed.folder import Testbed
@@ -116,6 +117,12 @@ class StepCallback:
 
     def finish(self, run: RunFolder, entries: list[dict[str, Any]], result: dict[str, Any]) -> None:
         """After the run (``entries``: what ``on_step`` returned, each with its ``step``)."""
+
+
+# Monitors a run can switch on by name (``rotelab testbed unlearn --verify-every N`` is ``verify``).
+# They live with the capability that knows the figures (``rotelab.verify.callback``), which depends
+# on the testbed, not the other way round: found through each package's ``callback`` module.
+MONITORS: Registry[type[StepCallback]] = Registry("unlearning monitor", base=StepCallback, discover=discover("callback"))
 
 
 # -- checks (before any run folder exists) ---------------------------------------------------------

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 import numpy as np
 from transformers import TrainerCallback
 
-from rotelab.testbed.unlearn import StepCallback
+from rotelab.testbed.unlearn import MONITORS, StepCallback
 
 if TYPE_CHECKING:
     from rotelab.core.runs import RunFolder
@@ -90,6 +90,7 @@ def plot_verify_log(entries: list[dict[str, Any]], title: str):
     return fig
 
 
+@MONITORS.register("verify")
 class VerifyEvery(StepCallback):
     """For :meth:`rotelab.testbed.unlearn.Job.ascend`: the figures every ``every`` steps (and before
     the first) on the whole forget and holdout splits and the loop's fixed retain subset."""

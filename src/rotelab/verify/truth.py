@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from rotelab.core.batching import map_sorted
+from rotelab.core.signals import answer_start
 from rotelab.errors import RotelabError
 from rotelab.verify.metrics import truth_ratio
 
@@ -30,19 +31,6 @@ def check_rows(rows: list["Sample"], where: str) -> None:
             raise RotelabError(f"{where}: row '{s.id}': field 'perturbed' must be a non-empty list of strings")
     if len({len(r.meta["perturbed"]) for r in rows}) > 1:
         raise RotelabError(f"{where}: every row needs the same number of 'perturbed' answers")
-
-
-def answer_start(full: list[int], prompt: list[int]) -> int:
-    """Index of the first answer token of ``full`` (prompt + answer): the length of its longest
-    common prefix with ``prompt`` alone, kept in [1, len(full) - 1] (at least one token before it, one scored).
-
-    >>> answer_start([5, 6, 7, 8], [5, 6, 9]), answer_start([5, 6], [5, 6])
-    (2, 1)
-    """
-    k = 0
-    while k < min(len(full), len(prompt)) and full[k] == prompt[k]:
-        k += 1
-    return max(1, min(k, len(full) - 1))
 
 
 def answer_nll(lm: "LanguageModel", prompts: list[str], answers: list[str], *, batch_size: int = 32) -> np.ndarray:
