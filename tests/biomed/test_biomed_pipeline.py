@@ -15,11 +15,16 @@ from rotelab.biomed.finetune import FinetuneConfig
 from rotelab.biomed.pretrain import PretrainConfig
 from rotelab.biomed.task import TaskConfig
 
-# 160 concepts (120 train, 40 validation), no pretraining mentions (max_mentions=0: nothing about
-# the ids is known before fine-tuning), a 1-layer character model, 600 fine-tuning steps.
-TASK = TaskConfig(n_per_bin=160, n_bins=1, val_share=0.25, directions="forward")
+# 240 concepts (180 train, 60 validation), no pretraining mentions (max_mentions=0: nothing about
+# the ids is known before fine-tuning), a 1-layer character model, 2,250 fine-tuning steps of 16
+# pairs. Memorizing random ids is a sharp transition in the number of steps (160 concepts, seed 0:
+# training exact match 0.22 after 640 steps of 32, 1.00 after 1,200 of 16), and more concepts keep
+# the derived arm learning the rule rather than the pairs (validation 0.12 with 160 concepts, 0.47-0.72
+# with 240). Seeds 0 / 1 / 2: random ids train 0.98 / 0.99 / 0.99 (validation 0.00 [0.00, 0.06]),
+# derived validation 0.47 [0.34, 0.60] / 0.68 [0.55, 0.80] / 0.72 [0.59, 0.83].
+TASK = TaskConfig(n_per_bin=240, n_bins=1, val_share=0.25, directions="forward")
 PRE = PretrainConfig(n_layer=1, n_embd=64, n_head=4, n_positions=48, epochs=1, max_mentions=0)
-FT = FinetuneConfig(epochs=80, lr=3e-3, batch_size=32, warmup_steps=10)
+FT = FinetuneConfig(epochs=100, lr=3e-3, batch_size=16, warmup_steps=10)
 EV = EvalConfig(k=2, encoder=False, attacks="loss")
 
 
@@ -37,11 +42,12 @@ def test_derived_ids_generalize_and_random_ids_are_only_memorized(pipeline):
     d, res = pipeline
     m = json.loads((d / "ev" / "metrics.json").read_text())["groups"]
     arb, der = m["arbitrary/forward"], m["derived/forward"]
-    assert der["train"]["tuned_em"]["rate"] >= 0.8
-    assert arb["train"]["gain"]["ci"][0] > 0  # random ids were memorized (some of them) ...
-    assert arb["validation"]["tuned_em"]["rate"] <= 0.1  # ... and never guessed for unseen terms
+    # issue 20's acceptance: random ids are memorized (training exact match >= 0.8) ...
+    assert arb["train"]["tuned_em"]["rate"] >= 0.8
+    assert arb["validation"]["tuned_em"]["rate"] <= 0.1  # ... and not guessed for unseen terms
     # derived ids generalize: disjoint Clopper-Pearson 95% intervals on validation terms
     assert der["validation"]["tuned_em"]["ci"][0] > arb["validation"]["tuned_em"]["ci"][1]
+    assert der["train"]["tuned_em"]["rate"] >= 0.8
     assert res["groups"]["derived/forward"]["validation"]["gain"] > 0
 
 
