@@ -87,6 +87,11 @@ def test_controlled_auc_is_the_attacked_auc_in_excess_of_the_controls_on_the_sam
     r = controlled_auc_excess_p([4.0, 5, 6], [1.0, 2, 7], [1.0, 2, 3], [4.0, 5, 0], n_boot=500)
     assert r["raw_auc"] == pytest.approx(6 / 9) and r["control_auc"] == pytest.approx(3 / 9)
     assert r["auc"] == pytest.approx(0.5 + 6 / 9 - 3 / 9)
+    # with the scores before the attack: the change in differences, by hand. Unlearned before: 3/9; retrained
+    # before: 0 ([0, 1, 2] below all of [3, 4, 5]): level = 6/9 - 3/9, change = (6/9 - 3/9) - (3/9 - 0) = 0
+    r = controlled_auc_excess_p([4.0, 5, 6], [1.0, 2, 7], [1.0, 2, 3], [4.0, 5, 0], before=([1.0, 2, 3], [4.0, 5, 0], [0.0, 1, 2], [3.0, 4, 5]), n_boot=500)
+    assert r["level"] == pytest.approx(1 / 3) and r["change"] == pytest.approx(0.0) and r["auc"] == pytest.approx(0.5)
+    assert r["unlearned_auc"] == pytest.approx(3 / 9) and r["control_before_auc"] == 0.0
     # an attack that moves both models alike reads 0.5 whatever the raw AUC: the retrain null's case
     rng = np.random.default_rng(0)
     f, h = rng.normal(1.0, 1, 40), rng.normal(0, 1, 40)

@@ -42,7 +42,9 @@ def test_a_suppression_undone_by_relearning_on_retain_is_hidden(micro, tmp_path)
     assert not _detects(r)["mia:loss"] and not _detects(r)["extraction:match"]
     assert r["attacks"]["relearn-retain"]["recovered_share_forget"]["share"] > 0.2
     row = next(e for e in r["evidence"] if e["attack"] == "relearn-retain:loss")
-    assert row["auc"] == pytest.approx(0.5 + row["raw_auc"] - row["control_auc"])  # read against the retrained model under the same steps
+    # read against the retrained model under the same steps: both its level and its rise exceed the oracle's
+    assert row["auc"] == pytest.approx(0.5 + min(row["raw_auc"] - row["control_auc"], row["change"]))
+    assert row["change"] == pytest.approx((row["raw_auc"] - row["unlearned_auc"]) - (row["control_auc"] - row["control_before_auc"]))
 
 
 def test_the_retrained_model_is_removed_under_the_controlled_relearning_attack(micro, tmp_path):
@@ -51,7 +53,7 @@ def test_the_retrained_model_is_removed_under_the_controlled_relearning_attack(m
     assert r["verdict"] == "removed" and r["detected_by"] == []
     assert {"mia:loss", "extraction:match", "quant8:loss", "relearn-retain:loss", "relearn-split:loss"} <= set(_detects(r))
     split = next(e for e in r["evidence"] if e["attack"] == "relearn-split:loss")
-    assert split["statistic"].startswith("0.5 + AUC(attacked)") and split["auc_ci"][0] < 0.55
+    assert split["statistic"].startswith("0.5 + min(level, change)") and split["auc_ci"][0] < 0.55
     assert set(r["attacks"]["relearn-split"]["control_drop_share"]) == {"forget", "holdout"}
 
 

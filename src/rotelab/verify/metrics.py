@@ -98,31 +98,56 @@ def auc_excess_p(pos, neg, *, delta: float = 0.05, n_boot: int = 2000, seed: int
     return {"auc": auc(pos, neg), "auc_ci": [float(np.quantile(boot, 0.025)), float(np.quantile(boot, 0.975))], "p_value": float(p)}
 
 
-def controlled_auc_excess_p(pos, neg, pos_control, neg_control, *, delta: float = 0.05, n_boot: int = 2000, seed: int = 0) -> dict:
-    """The forgotten-vs-holdout AUC of an attacked model in excess of the same AUC of the control
-    (the retrained oracle under the identical attack), on the same samples, put on the AUC scale:
+def controlled_auc_excess_p(pos, neg, pos_control, neg_control, *, before=None, delta: float = 0.05, n_boot: int = 2000, seed: int = 0) -> dict:
+    """An attack's forgotten-vs-holdout figure read against the control, the retrained oracle under
+    the identical attack, on the same samples, put on the AUC scale. Two excesses:
 
-    .. math:: A_{adj} = 0.5 + AUC(s^{att}_F, s^{att}_H) - AUC(s^{ctl}_F, s^{ctl}_H)
+    .. math:: E_{level} = AUC(att) - AUC(ctl_{att}), \qquad
+              E_{change} = [AUC(att) - AUC(unl)] - [AUC(ctl_{att}) - AUC(ctl)]
 
-    ``pos[k]`` and ``pos_control[k]`` score the same forget sample (``neg`` likewise, holdout).
-    Paired bootstrap: each resample draws one set of forget and holdout indices and applies it
-    to both models. p-value of H0: A_adj <= 0.5 + delta, ``(1 + #{A_adj,b <= 0.5 + delta}) / (B + 1)``,
-    so the verdict rule reads it exactly as an uncontrolled AUC. A model that never saw the forget
-    set reads A_adj ~ 0.5 whatever the attack does to both models alike.
+    ``level``: the attacked model is more member-like on the forget set than the attacked oracle;
+    ``change``: the attack raised that AUC by more than it raised the oracle's (difference in
+    differences). With ``before = (pos_unl, neg_unl, pos_ctl, neg_ctl)`` (the two models' scores
+    before the attack) the figure is ``A = 0.5 + min(E_level, E_change)``, an intersection-union
+    test: it detects only when both excesses exceed delta, so neither a residual a direct attack
+    already measures (large level, no change) nor an attack undoing over-unlearning (large change
+    up to the oracle's level) reads as recovery. Without ``before``: ``A = 0.5 + E_level``.
 
-    >>> r = controlled_auc_excess_p([5.0, 6, 7, 8], [1.0, 2, 3, 4], [5.0, 6, 7, 8], [1.0, 2, 3, 4], n_boot=200)
+    ``pos[k]`` and every other ``pos`` array score the same forget sample (``neg`` likewise,
+    holdout). Paired bootstrap: each resample draws one set of forget and holdout indices for all
+    arrays. p-value of H0: A <= 0.5 + delta, ``(1 + #{A_b <= 0.5 + delta}) / (B + 1)``, so the
+    verdict rule reads it exactly as an uncontrolled AUC.
+
+    >>> f, h = [5.0, 6, 7, 8], [1.0, 2, 3, 4]
+    >>> r = controlled_auc_excess_p(f, h, f, h, n_boot=200)  # the attack does to both what it does
     >>> r["auc"], r["auc_ci"], r["raw_auc"], r["control_auc"], r["p_value"] > 0.9
     (0.5, [0.5, 0.5], 1.0, 1.0, True)
+    >>> r = controlled_auc_excess_p(f, h, h, f, before=(f, h, h, f), n_boot=200)  # residual, not recovered
+    >>> r["level"], r["change"], r["auc"]
+    (1.0, 0.0, 0.5)
     """
-    pos, neg, pc, nc = (np.asarray(x, dtype=float) for x in (pos, neg, pos_control, neg_control))
-    if pos.shape != pc.shape or neg.shape != nc.shape:
-        raise ValueError(f"the control must score the same samples: {pos.shape}/{neg.shape} vs {pc.shape}/{nc.shape}")
-    i, j = _boot_indices(len(pos), len(neg), n_boot, seed)
-    boot = 0.5 + _aucs(pos[i], neg[j]) - _aucs(pc[i], nc[j])
-    raw, ctl = auc(pos, neg), auc(pc, nc)
-    p = (1 + int((boot <= 0.5 + delta).sum())) / (n_boot + 1)
-    return {"auc": 0.5 + raw - ctl, "auc_ci": [float(np.quantile(boot, 0.025)), float(np.quantile(boot, 0.975))],
-            "p_value": float(p), "raw_auc": raw, "control_auc": ctl}
+    arrays = [np.asarray(x, dtype=float) for x in (pos, neg, pos_control, neg_control, *(before or ()))]
+    if any(x.shape != arrays[k % 2].shape for k, x in enumerate(arrays)):
+        raise ValueError(f"the control must score the same samples: shapes {[x.shape for x in arrays]}")
+    i, j = _boot_indices(len(arrays[0]), len(arrays[1]), n_boot, seed)
+    pairs = [(arrays[k], arrays[k + 1]) for k in range(0, len(arrays), 2)]  # att, ctl_att[, unl, ctl]
+    full = [auc(p, n) for p, n in pairs]
+    boots = [_aucs(p[i], n[j]) for p, n in pairs]
+
+    def excess(a):
+        level = a[0] - a[1]
+        return (level, (a[0] - a[2]) - (a[1] - a[3])) if before is not None else (level, None)
+
+    level, change = excess(full)
+    bl, bc = excess(boots)
+    stat = np.minimum(bl, bc) if before is not None else bl
+    p = (1 + int((0.5 + stat <= 0.5 + delta).sum())) / (n_boot + 1)
+    point = min(level, change) if before is not None else level
+    out = {"auc": 0.5 + point, "auc_ci": [0.5 + float(np.quantile(stat, 0.025)), 0.5 + float(np.quantile(stat, 0.975))],
+           "p_value": float(p), "raw_auc": full[0], "control_auc": full[1], "level": level, "change": change}
+    if before is not None:
+        out |= {"unlearned_auc": full[2], "control_before_auc": full[3]}
+    return out
 
 
 def holm(p_values) -> np.ndarray:

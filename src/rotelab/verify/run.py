@@ -114,17 +114,24 @@ def _evidence(name: str, family: str, pos: np.ndarray, neg: np.ndarray, config: 
     return Evidence(name, family, r["auc"], tuple(r["auc_ci"]), r["p_value"]), extra
 
 
-def _controlled_evidence(name: str, s: np.ndarray, c: np.ndarray, labels: np.ndarray, config: "VerifyConfig") -> tuple[Evidence | None, dict]:
+def _controlled_evidence(name: str, att: np.ndarray, ctl: np.ndarray, before: tuple[np.ndarray, np.ndarray] | None, labels: np.ndarray, config: "VerifyConfig") -> tuple[Evidence | None, dict]:
     """An attacked model's figure against the retrained control under the identical attack
-    (:func:`rotelab.verify.metrics.controlled_auc_excess_p`), on the samples both scored finitely."""
-    ok = np.isfinite(s) & np.isfinite(c)
+    (:func:`rotelab.verify.metrics.controlled_auc_excess_p`; ``before``: the unlearned and retrained
+    models' scores before it), on the samples every array scores finitely."""
+    arrs = [att, ctl, *(before or ())]
+    ok = np.logical_and.reduce([np.isfinite(a) for a in arrs])
     f, h = ok & (labels == 1), ok & (labels == 0)
     if f.sum() < 2 or h.sum() < 2:
-        return _evidence(name, INDIRECT, s[f], s[h], config)
-    r = controlled_auc_excess_p(s[f], s[h], c[f], c[h], delta=config.delta, n_boot=config.n_boot, seed=config.seed)
-    _, extra = _evidence(name, INDIRECT, s[f], s[h], config)  # TPR@1%FPR of the attacked model itself
-    extra |= {"statistic": "0.5 + AUC(attacked) - AUC(retrained, same attack)", "raw_auc": r["raw_auc"], "control_auc": r["control_auc"]}
+        return _evidence(name, INDIRECT, att[f], att[h], config)
+    r = controlled_auc_excess_p(att[f], att[h], ctl[f], ctl[h], before=(before[0][f], before[0][h], before[1][f], before[1][h]) if before else None,
+                                delta=config.delta, n_boot=config.n_boot, seed=config.seed)
+    _, extra = _evidence(name, INDIRECT, att[f], att[h], config)  # TPR@1%FPR of the attacked model itself
+    extra |= {"statistic": _STATISTIC[before is not None]} | {k: r[k] for k in ("raw_auc", "control_auc", "level", "change", "unlearned_auc", "control_before_auc") if k in r}
     return Evidence(name, INDIRECT, r["auc"], tuple(r["auc_ci"]), r["p_value"]), extra
+
+
+_STATISTIC = {True: "0.5 + min(level, change): level = AUC(attacked) - AUC(retrained, same attack); change = [AUC(attacked) - AUC(unlearned)] - [AUC(retrained, same attack) - AUC(retrained)]",
+              False: "0.5 + AUC(attacked) - AUC(retrained, same attack)"}
 
 
 def run_verify(
@@ -208,9 +215,10 @@ def run_verify(
             continue
         c = f"retrained-{state}"
         membership[c], scores[c] = _membership(sub, c, control[state], F, H, score, config)
-        if list(scores[c]["id"]) != list(scores[state]["id"]):
+        if any(list(scores[k]["id"]) != list(scores[state]["id"]) for k in (c, "unlearned", "retrained")):
             raise RuntimeError(f"the control's scores of {state} are not in the attacked model's sample order")
-        ev, extras[f"{state}:{score}"] = _controlled_evidence(f"{state}:{score}", scores[state][score].astype(float), scores[c][score].astype(float), lab, config)
+        before = tuple(scores[k][score].astype(float) for k in ("unlearned", "retrained")) if score in scores["unlearned"] and score in scores["retrained"] else None
+        ev, extras[f"{state}:{score}"] = _controlled_evidence(f"{state}:{score}", scores[state][score].astype(float), scores[c][score].astype(float), before, lab, config)
         if ev is not None:
             rows.append(ev)
     seconds["quantization_and_relearning"] = time.time() - t
@@ -242,8 +250,10 @@ def run_verify(
 
 
 _CONTROL_RULE = {
-    True: "Quantization and relearning rows are controlled: their AUC is 0.5 + AUC(attacked unlearned model) - AUC(retrained model under the identical attack), "
-          "paired bootstrap over the same samples, so what an attack does to a model that never saw the forget set is not read as recovery.",
+    True: "Quantization and relearning rows are controlled by the retrained model under the identical attack: their AUC is 0.5 + min(level, change), "
+          "level = AUC(attacked unlearned) - AUC(attacked retrained), change = the attack's rise of the unlearned model's AUC minus its rise of the retrained model's "
+          "(paired bootstrap over the same samples; both must exceed delta), so neither what an attack does to a model that never saw the forget set, "
+          "nor a residual the direct attacks already measure, nor an attack undoing over-unlearning reads as recovery.",
     False: "Quantization and relearning rows are uncontrolled (no --retrained model): their AUC is the attacked model's own, so a forget/holdout "
            "difference the attack creates in any model (e.g. relearning data that shares attribute values with the forget set) reads as recovery.",
 }
