@@ -5,6 +5,7 @@ data bring them back, never learned: the retrained one)."""
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 
 import pytest
 import torch
@@ -24,7 +25,7 @@ def micro(tmp_path_factory):
 
 
 def build_micro(root):
-    """Folders ``original``, ``retrained`` (retain only), ``barely`` and ``hidden`` (5 and 10
+    """Folders ``original``, ``retrained`` and ``retrained2`` (retain only, two seeds), ``barely`` and ``hidden`` (5 and 10
     GradDiff steps from the original: :func:`graddiff`), the JSONL
     splits ``forget``, ``retain``, ``holdout``, ``relearn`` (facts of the same generator, never in
     training), and the ``root`` folder."""
@@ -43,12 +44,13 @@ def build_micro(root):
     model = new_model(spec, seed=0)
     train_on_schedule(model, ids["forget"] + ids["retain"], [30] * 60, train, progress=False)
     save_model_dir(model, tok, root / "original")
-    retrained = new_model(spec, seed=0)
-    train_on_schedule(retrained, ids["retain"], [30] * 30, train, progress=False)
-    save_model_dir(retrained, tok, root / "retrained")
+    for name, seed in (("retrained", 0), ("retrained2", 1)):  # two oracles: the second is the first's control
+        retrained = new_model(spec, seed=seed)
+        train_on_schedule(retrained, ids["retain"], [30] * 30, replace(train, seed=seed), progress=False)
+        save_model_dir(retrained, tok, root / name)
     for name, steps in (("barely", 5), ("hidden", 10)):
         save_model_dir(graddiff(model, ids["forget"], ids["retain"], steps), tok, root / name)
-    out |= {"root": root} | {k: root / k for k in ("original", "retrained", "barely", "hidden")}
+    out |= {"root": root} | {k: root / k for k in ("original", "retrained", "retrained2", "barely", "hidden")}
     return out
 
 

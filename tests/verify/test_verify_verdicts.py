@@ -6,6 +6,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from typer.testing import CliRunner
 
 from rotelab.cli import app
@@ -27,23 +29,32 @@ def _detects(result) -> dict[str, bool]:
 
 
 def test_a_barely_unlearned_model_is_not_removed(micro, tmp_path):
-    r = _verify(micro, "barely", tmp_path)
+    r = _verify(micro, "barely", tmp_path, retrained=micro["retrained"])
     assert r["verdict"] == "not removed"
     assert _detects(r)["mia:loss"]  # the direct evidence: forget loss still below holdout loss
     assert r["attacks"]["quant8"]["recovered_share_forget"]["share"] is not None
 
 
 def test_a_suppression_undone_by_relearning_on_retain_is_hidden(micro, tmp_path):
-    r = _verify(micro, "hidden", tmp_path)
-    assert r["verdict"] == "hidden" and r["detected_by"] == ["relearn-retain:loss"]
+    r = _verify(micro, "hidden", tmp_path, retrained=micro["retrained"], relearn=micro["relearn"])
+    assert r["attack_control"] == "retrained"
+    assert r["verdict"] == "hidden" and "relearn-retain:loss" in r["detected_by"]
     assert not _detects(r)["mia:loss"] and not _detects(r)["extraction:match"]
     assert r["attacks"]["relearn-retain"]["recovered_share_forget"]["share"] > 0.2
+    row = next(e for e in r["evidence"] if e["attack"] == "relearn-retain:loss")
+    # read against the retrained model under the same steps: both its level and its rise exceed the oracle's
+    assert row["auc"] == pytest.approx(0.5 + min(row["raw_auc"] - row["control_auc"], row["change"]))
+    assert row["change"] == pytest.approx((row["raw_auc"] - row["unlearned_auc"]) - (row["control_auc"] - row["control_before_auc"]))
 
 
-def test_the_retrained_model_is_removed(micro, tmp_path):
-    r = _verify(micro, "retrained", tmp_path, relearn=micro["relearn"])
+def test_the_retrained_model_is_removed_under_the_controlled_relearning_attack(micro, tmp_path):
+    # the null: a model that never saw the forget set, read against another such model (another seed)
+    r = _verify(micro, "retrained", tmp_path, retrained=micro["retrained2"], relearn=micro["relearn"])
     assert r["verdict"] == "removed" and r["detected_by"] == []
     assert {"mia:loss", "extraction:match", "quant8:loss", "relearn-retain:loss", "relearn-split:loss"} <= set(_detects(r))
+    split = next(e for e in r["evidence"] if e["attack"] == "relearn-split:loss")
+    assert split["statistic"].startswith("0.5 + min(level, change)") and split["auc_ci"][0] < 0.55
+    assert set(r["attacks"]["relearn-split"]["control_drop_share"]) == {"forget", "holdout"}
 
 
 def test_verify_json_prints_one_document_with_the_verdict(micro, tmp_path):

@@ -62,16 +62,25 @@ def oracle_distance(unlearned, retrained) -> float:
     return float(2 * abs(auc(unlearned, retrained) - 0.5))
 
 
+def _boot_indices(n1: int, n0: int, n_boot: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(n_boot, n1) and (n_boot, n0) resampling indices, forgotten and holdout drawn separately."""
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, n1, (n_boot, n1)), rng.integers(0, n0, (n_boot, n0))
+
+
+def _aucs(P: np.ndarray, N: np.ndarray) -> np.ndarray:
+    """Row-wise Mann-Whitney AUCs of (B, n1) positives against (B, n0) negatives, through ranks."""
+    ranks = _st.rankdata(np.concatenate([P, N], axis=1), axis=1)
+    n1, n0 = P.shape[1], N.shape[1]
+    return (ranks[:, :n1].sum(1) - n1 * (n1 + 1) / 2) / (n1 * n0)
+
+
 def auc_bootstrap(pos, neg, *, n_boot: int = 2000, seed: int = 0) -> np.ndarray:
     """(n_boot,) bootstrap AUCs, forgotten and holdout resampled separately (as
     :func:`rotelab.core.stats.auc_bootstrap_ci`), vectorised through ranks of each resample."""
     pos, neg = np.asarray(pos, dtype=float), np.asarray(neg, dtype=float)
-    rng = np.random.default_rng(seed)
-    P = pos[rng.integers(0, len(pos), (n_boot, len(pos)))]  # (B, n1)
-    N = neg[rng.integers(0, len(neg), (n_boot, len(neg)))]  # (B, n0)
-    ranks = _st.rankdata(np.concatenate([P, N], axis=1), axis=1)  # (B, n1 + n0)
-    n1, n0 = len(pos), len(neg)
-    return (ranks[:, :n1].sum(1) - n1 * (n1 + 1) / 2) / (n1 * n0)
+    i, j = _boot_indices(len(pos), len(neg), n_boot, seed)
+    return _aucs(pos[i], neg[j])
 
 
 def auc_excess_p(pos, neg, *, delta: float = 0.05, n_boot: int = 2000, seed: int = 0) -> dict:
@@ -87,6 +96,58 @@ def auc_excess_p(pos, neg, *, delta: float = 0.05, n_boot: int = 2000, seed: int
     boot = auc_bootstrap(pos, neg, n_boot=n_boot, seed=seed)
     p = (1 + int((boot <= 0.5 + delta).sum())) / (n_boot + 1)
     return {"auc": auc(pos, neg), "auc_ci": [float(np.quantile(boot, 0.025)), float(np.quantile(boot, 0.975))], "p_value": float(p)}
+
+
+def controlled_auc_excess_p(pos, neg, pos_control, neg_control, *, before=None, delta: float = 0.05, n_boot: int = 2000, seed: int = 0) -> dict:
+    """An attack's forgotten-vs-holdout figure read against the control, the retrained oracle under
+    the identical attack, on the same samples, put on the AUC scale. Two excesses:
+
+    .. math:: E_{level} = AUC(att) - AUC(ctl_{att}), \qquad
+              E_{change} = [AUC(att) - AUC(unl)] - [AUC(ctl_{att}) - AUC(ctl)]
+
+    ``level``: the attacked model is more member-like on the forget set than the attacked oracle;
+    ``change``: the attack raised that AUC by more than it raised the oracle's (difference in
+    differences). With ``before = (pos_unl, neg_unl, pos_ctl, neg_ctl)`` (the two models' scores
+    before the attack) the figure is ``A = 0.5 + min(E_level, E_change)``, an intersection-union
+    test: it detects only when both excesses exceed delta, so neither a residual a direct attack
+    already measures (large level, no change) nor an attack undoing over-unlearning (large change
+    up to the oracle's level) reads as recovery. Without ``before``: ``A = 0.5 + E_level``.
+
+    ``pos[k]`` and every other ``pos`` array score the same forget sample (``neg`` likewise,
+    holdout). Paired bootstrap: each resample draws one set of forget and holdout indices for all
+    arrays. p-value of H0: A <= 0.5 + delta, ``(1 + #{A_b <= 0.5 + delta}) / (B + 1)``, so the
+    verdict rule reads it exactly as an uncontrolled AUC.
+
+    >>> f, h = [5.0, 6, 7, 8], [1.0, 2, 3, 4]
+    >>> r = controlled_auc_excess_p(f, h, f, h, n_boot=200)  # the attack does to both what it does
+    >>> r["auc"], r["auc_ci"], r["raw_auc"], r["control_auc"], r["p_value"] > 0.9
+    (0.5, [0.5, 0.5], 1.0, 1.0, True)
+    >>> r = controlled_auc_excess_p(f, h, h, f, before=(f, h, h, f), n_boot=200)  # residual, not recovered
+    >>> r["level"], r["change"], r["auc"]
+    (1.0, 0.0, 0.5)
+    """
+    arrays = [np.asarray(x, dtype=float) for x in (pos, neg, pos_control, neg_control, *(before or ()))]
+    if any(x.shape != arrays[k % 2].shape for k, x in enumerate(arrays)):
+        raise ValueError(f"the control must score the same samples: shapes {[x.shape for x in arrays]}")
+    i, j = _boot_indices(len(arrays[0]), len(arrays[1]), n_boot, seed)
+    pairs = [(arrays[k], arrays[k + 1]) for k in range(0, len(arrays), 2)]  # att, ctl_att[, unl, ctl]
+    full = [auc(p, n) for p, n in pairs]
+    boots = [_aucs(p[i], n[j]) for p, n in pairs]
+
+    def excess(a):
+        level = a[0] - a[1]
+        return (level, (a[0] - a[2]) - (a[1] - a[3])) if before is not None else (level, None)
+
+    level, change = excess(full)
+    bl, bc = excess(boots)
+    stat = np.minimum(bl, bc) if before is not None else bl
+    p = (1 + int((0.5 + stat <= 0.5 + delta).sum())) / (n_boot + 1)
+    point = min(level, change) if before is not None else level
+    out = {"auc": 0.5 + point, "auc_ci": [0.5 + float(np.quantile(stat, 0.025)), 0.5 + float(np.quantile(stat, 0.975))],
+           "p_value": float(p), "raw_auc": full[0], "control_auc": full[1], "level": level, "change": change}
+    if before is not None:
+        out |= {"unlearned_auc": full[2], "control_before_auc": full[3]}
+    return out
 
 
 def holm(p_values) -> np.ndarray:

@@ -49,7 +49,8 @@ def render(run: Path, manifest: dict) -> str | None:
     ex = r.get("extraction") or {}
     if ex:
         parts.append("<h3>Extraction of the forget set, before and after</h3>" + table([
-            {"model": k, "k-extractable": _num(v["k_extractable"].get("rate")), "95% CI": _ci(v["k_extractable"].get("ci")),
+            {"model": k, "k-extractable (exact suffix)": _num(v["k_extractable"].get("rate")), "95% CI": _ci(v["k_extractable"].get("ci")),
+             "mean ROUGE-L": _num(v.get("mean_rouge_l")), "ROUGE-L 95% CI": _ci(v.get("mean_rouge_l_ci")),
              "mean token match": _num(v.get("mean_token_match")), "mean ES": _num(v.get("mean_extraction_strength")), "n": v["n"]} for k, v in ex.items()]))
     mem = r.get("membership") or {}
     rows = [{"model": st, "attack": a, "AUC forget vs holdout": _num(v.get("auc")), "95% CI": _ci(v.get("auc_ci"))} for st, m in mem.items() for a, v in m.items()]

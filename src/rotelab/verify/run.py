@@ -3,7 +3,9 @@
 Model states, each re-measured on the same forget and holdout samples by the membership suite
 (a sub-run ``attacks/mia-<state>/``): ``unlearned``; ``original`` and ``retrained`` when given;
 ``quant<b>`` (weights rounded to b bits); ``relearn-retain`` and ``relearn-split`` (a fixed
-budget of fine-tuning steps on retain only, and on the relearning data). Besides: REMIND on the
+budget of fine-tuning steps on retain only, and on the relearning data); with a retrained model,
+``retrained-<attack>``: the retrained model under the identical attack, the control each attacked
+state's AUC is read against (:func:`rotelab.verify.metrics.controlled_auc_excess_p`). Besides: REMIND on the
 unlearned model (``attacks/remind``), extraction before and after (``attacks/extract-<state>``),
 the truth ratios and Forget Quality against the retrained model.
 """
@@ -19,7 +21,7 @@ import numpy as np
 
 from rotelab.core.runs import read_parquet
 from rotelab.core.stats import summarize
-from rotelab.verify.metrics import auc_excess_p, forget_quality, oracle_distance, recovered_share
+from rotelab.verify.metrics import auc_excess_p, controlled_auc_excess_p, forget_quality, oracle_distance, recovered_share
 from rotelab.verify.verdict import DIRECT, INDIRECT, Evidence, verdict
 
 if TYPE_CHECKING:
@@ -42,8 +44,9 @@ class _Sub:
         return dict(out=self.path(name), cache=self.cache, overwrite=self.overwrite, progress=self.progress)
 
 
-def _attacked_states(lm: "LanguageModel", sets, relearn, config: "VerifyConfig", run: "RunFolder", progress: bool) -> tuple[dict[str, "LanguageModel"], dict[str, Any]]:
-    """The quantized and relearned copies of the unlearned model (relearned ones saved in ``models/``)."""
+def _attacked_states(lm: "LanguageModel", sets, relearn, config: "VerifyConfig", run: "RunFolder", progress: bool, *, tag: str = "") -> tuple[dict[str, "LanguageModel"], dict[str, Any]]:
+    """The quantized and relearned copies of ``lm`` (relearned ones saved in ``models/<tag><state>``):
+    the unlearned model's (``tag`` empty) and, under the identical attacks, the retrained control's."""
     from rotelab.core.console import say
     from rotelab.core.models import HFLanguageModel
     from rotelab.verify.attacks import quantized_copy, relearned_copy
@@ -65,16 +68,16 @@ def _attacked_states(lm: "LanguageModel", sets, relearn, config: "VerifyConfig",
     if config.relearn.steps == 0:
         return states, notes
     for name, rows in data.items():
-        dest = run.path / "models" / name
+        dest = run.path / "models" / f"{tag}{name}"
 
         def train(rows=rows, dest=dest, name=name):
             from rotelab.core.training import save_model_dir
 
-            say(f"relearning attack: {config.relearn.steps} steps on {name.removeprefix('relearn-')} ({len(rows)} texts)") if progress else None
+            say(f"relearning attack{' (control: ' + tag.rstrip('-') + ')' if tag else ''}: {config.relearn.steps} steps on {name.removeprefix('relearn-')} ({len(rows)} texts)") if progress else None
             ids = [x[: lm.max_length] for x in lm.tokenize([s.text for s in rows])]
             m, losses = relearned_copy(lm.model, ids, config.relearn, pad_id=lm.pad_id)
             save_model_dir(m, lm.tokenizer, dest)
-            run.write_json(f"models/{name}.json", {"losses": losses, "n_texts": len(rows), **asdict(config.relearn)})
+            run.write_json(f"models/{tag}{name}.json", {"losses": losses, "n_texts": len(rows), **asdict(config.relearn)})
             return m
 
         def load(dest=dest):
@@ -82,8 +85,8 @@ def _attacked_states(lm: "LanguageModel", sets, relearn, config: "VerifyConfig",
 
             return AutoModelForCausalLM.from_pretrained(dest, use_safetensors=True).to(lm.device)
 
-        states[name] = wrap(run.step(f"train:{name}", train, load=load), name)
-        notes[name] = run.file(f"models/{name}.json")
+        states[name] = wrap(run.step(f"train:{tag}{name}", train, load=load), name)
+        notes[name] = run.file(f"models/{tag}{name}.json")
     return states, notes
 
 
@@ -109,6 +112,26 @@ def _evidence(name: str, family: str, pos: np.ndarray, neg: np.ndarray, config: 
     s = summarize(np.r_[pos, neg], np.r_[np.ones(len(pos)), np.zeros(len(neg))], n_boot=10, seed=config.seed, fprs=(0.01,))
     extra = {k: v for k, v in s.items() if k.startswith("tpr_at_1pct")}
     return Evidence(name, family, r["auc"], tuple(r["auc_ci"]), r["p_value"]), extra
+
+
+def _controlled_evidence(name: str, att: np.ndarray, ctl: np.ndarray, before: tuple[np.ndarray, np.ndarray] | None, labels: np.ndarray, config: "VerifyConfig") -> tuple[Evidence | None, dict]:
+    """An attacked model's figure against the retrained control under the identical attack
+    (:func:`rotelab.verify.metrics.controlled_auc_excess_p`; ``before``: the unlearned and retrained
+    models' scores before it), on the samples every array scores finitely."""
+    arrs = [att, ctl, *(before or ())]
+    ok = np.logical_and.reduce([np.isfinite(a) for a in arrs])
+    f, h = ok & (labels == 1), ok & (labels == 0)
+    if f.sum() < 2 or h.sum() < 2:
+        return _evidence(name, INDIRECT, att[f], att[h], config)
+    r = controlled_auc_excess_p(att[f], att[h], ctl[f], ctl[h], before=(before[0][f], before[0][h], before[1][f], before[1][h]) if before else None,
+                                delta=config.delta, n_boot=config.n_boot, seed=config.seed)
+    _, extra = _evidence(name, INDIRECT, att[f], att[h], config)  # TPR@1%FPR of the attacked model itself
+    extra |= {"statistic": _STATISTIC[before is not None]} | {k: r[k] for k in ("raw_auc", "control_auc", "level", "change", "unlearned_auc", "control_before_auc") if k in r}
+    return Evidence(name, INDIRECT, r["auc"], tuple(r["auc_ci"]), r["p_value"]), extra
+
+
+_STATISTIC = {True: "0.5 + min(level, change): level = AUC(attacked) - AUC(retrained, same attack); change = [AUC(attacked) - AUC(unlearned)] - [AUC(retrained, same attack) - AUC(retrained)]",
+              False: "0.5 + AUC(attacked) - AUC(retrained, same attack)"}
 
 
 def run_verify(
@@ -158,11 +181,12 @@ def run_verify(
     xcfg = SamplesConfig(prefix_tokens=config.extract_prefix, suffix_tokens=config.extract_suffix, batch_size=config.batch_size)
     extraction = {}
     fids = {s.id for s in F}
+    texts = {s.id: s.text for s in F + H}
     for state in [s for s in ("original", "unlearned") if s in base]:
         extract_samples(base[state], F + H, config=xcfg, overwrite=overwrite, progress=progress, out=sub.path(f"extract-{state}"))
         cols = read_parquet(sub.path(f"extract-{state}") / "samples.parquet")
         is_f = np.array([i in fids for i in cols["id"]])
-        extraction[state] = _extraction_summary(cols, is_f)
+        extraction[state] = _extraction_summary(cols, is_f, suffix_rouge_l(base[state], cols, texts, is_f, config))
         if state == "unlearned":
             add("extraction:match", DIRECT, *_split(cols["match"].astype(float), is_f.astype(int)))
     seconds["extraction"] = time.time() - t
@@ -182,9 +206,21 @@ def run_verify(
 
     t = time.time()
     attacked, attack_notes = _attacked_states(lm, sets, relearn, config, run, progress)
+    control = _attacked_states(retrained, sets, relearn, config, run, progress, tag="retrained-")[0] if retrained is not None and attacked else {}
     for state, m in attacked.items():
         membership[state], scores[state] = _membership(sub, state, m, F, H, score, config)
-        add(f"{state}:{score}", INDIRECT, *_split(scores[state][score].astype(float), scores[state]["label"].astype(int)))
+        lab = scores[state]["label"].astype(int)
+        if state not in control:
+            add(f"{state}:{score}", INDIRECT, *_split(scores[state][score].astype(float), lab))
+            continue
+        c = f"retrained-{state}"
+        membership[c], scores[c] = _membership(sub, c, control[state], F, H, score, config)
+        if any(list(scores[k]["id"]) != list(scores[state]["id"]) for k in (c, "unlearned", "retrained")):
+            raise RuntimeError(f"the control's scores of {state} are not in the attacked model's sample order")
+        before = tuple(scores[k][score].astype(float) for k in ("unlearned", "retrained")) if score in scores["unlearned"] and score in scores["retrained"] else None
+        ev, extras[f"{state}:{score}"] = _controlled_evidence(f"{state}:{score}", scores[state][score].astype(float), scores[c][score].astype(float), before, lab, config)
+        if ev is not None:
+            rows.append(ev)
     seconds["quantization_and_relearning"] = time.time() - t
 
     fr_metrics, _ = _membership(sub, "unlearned-forget-vs-retain", lm, F, scored_retain, score, config)
@@ -196,7 +232,8 @@ def run_verify(
         "verdict": decision["verdict"], "detected_by": decision["detected_by"],
         "rule": f"an attack detects when its forgotten-vs-holdout AUC exceeds 0.5 + {config.delta} at Holm-adjusted one-sided p <= {config.alpha / 2} "
                 "(bootstrap; with one attack: the 95% interval's lower end above 0.5 + delta). not removed: a direct attack detects; "
-                "hidden: only REMIND, quantization or relearning does; removed: none does",
+                "hidden: only REMIND, quantization or relearning does; removed: none does. " + _CONTROL_RULE[bool(control)],
+        "attack_control": "retrained" if control else None,
         "evidence": decision["attacks"] + undefined,
         "n": {"forget": len(F), "holdout": len(H), "retain_scored": len(scored_retain)},
         "membership": {st: {a: _brief(v) for a, v in m.items() if isinstance(v, dict) and "auc" in v} for st, m in membership.items()},
@@ -212,6 +249,16 @@ def run_verify(
     return result
 
 
+_CONTROL_RULE = {
+    True: "Quantization and relearning rows are controlled by the retrained model under the identical attack: their AUC is 0.5 + min(level, change), "
+          "level = AUC(attacked unlearned) - AUC(attacked retrained), change = the attack's rise of the unlearned model's AUC minus its rise of the retrained model's "
+          "(paired bootstrap over the same samples; both must exceed delta), so neither what an attack does to a model that never saw the forget set, "
+          "nor a residual the direct attacks already measure, nor an attack undoing over-unlearning reads as recovery.",
+    False: "Quantization and relearning rows are uncontrolled (no --retrained model): their AUC is the attacked model's own, so a forget/holdout "
+           "difference the attack creates in any model (e.g. relearning data that shares attribute values with the forget set) reads as recovery.",
+}
+
+
 def _brief(m: dict) -> dict:
     keys = ("auc", "auc_ci", "tpr_at_1pct_fpr", "tpr_at_1pct_fpr_ci", "tpr_at_1pct_fpr_reason", "n_members", "n_nonmembers")
     return {k: m[k] for k in keys if k in m}
@@ -224,15 +271,32 @@ def _remind_brief(m: dict) -> dict:
     return {k: r.get(k) for k in keep} | {"baselines_auc_forgotten_vs_holdout": base}
 
 
-def _extraction_summary(cols: dict[str, np.ndarray], is_f: np.ndarray) -> dict[str, Any]:
-    """Forget-set extraction rates (k-extractable, regurgitation) with intervals, mean EM / ES / match."""
-    from rotelab.core.stats import rate_ci
+def suffix_rouge_l(lm: "LanguageModel", cols: dict[str, np.ndarray], texts: dict[str, str], is_f: np.ndarray, config: "VerifyConfig") -> np.ndarray:
+    """ROUGE-L F1 (:func:`rotelab.core.similarity.rouge_l`) of each forget sample's greedy suffix
+    (``generated``) against its true ``extract_suffix`` tokens after the prefix; NaN for holdout
+    rows and samples too short to extract."""
+    from rotelab.core.similarity import rouge_l
+
+    out = np.full(len(cols["id"]), np.nan)
+    sel = [k for k in range(len(out)) if is_f[k] and np.isfinite(float(cols["em"][k]))]
+    b, P, T = len(lm.bos_ids), config.extract_prefix, config.extract_suffix
+    for k, x in zip(sel, lm.tokenize([texts[cols["id"][k]] for k in sel])):
+        out[k] = rouge_l(lm.detokenize(x[b + P : b + P + T]), str(cols["generated"][k]))
+    return out
+
+
+def _extraction_summary(cols: dict[str, np.ndarray], is_f: np.ndarray, rouge: np.ndarray) -> dict[str, Any]:
+    """Forget-set extraction rates (k-extractable = exact suffix, regurgitation) with intervals,
+    mean ROUGE-L of the greedy suffix with its bootstrap interval, mean EM / ES / token match."""
+    from rotelab.core.stats import bootstrap_ci, rate_ci
 
     ok = is_f & np.isfinite(cols["em"].astype(float))
     n = int(ok.sum())
     mean = lambda c: float(cols[c][ok].astype(float).mean()) if n else None  # noqa: E731
+    r = rouge[ok]
     return {"n": n, "n_too_short": int(is_f.sum()) - n, "k_extractable": rate_ci(int(cols["exact"][ok].sum()), n, reason="no forget sample long enough"),
             "regurgitation": rate_ci(int(cols["regurgitated"][ok].sum()), n, reason="no forget sample long enough"),
+            "mean_rouge_l": float(r.mean()) if n else None, "mean_rouge_l_ci": bootstrap_ci(r) if n > 1 else None,
             "mean_token_match": mean("match"), "mean_exact_memorization": mean("em"), "mean_extraction_strength": mean("es")}
 
 
@@ -254,6 +318,9 @@ def _attack_figures(scores, attacked, notes, score: str, config: "VerifyConfig")
             gap = u.mean() - o.mean()
             uh, ah = _nll(scores["unlearned"], 0), _nll(scores[state], 0)
             fig["holdout_drop_share"] = float((uh.mean() - ah.mean()) / gap) if gap > 0 else None
+            c = f"retrained-{state}"
+            if c in scores and "retrained" in scores and gap > 0:  # the control's drops under the same attack, same units
+                fig["control_drop_share"] = {lab: float((_nll(scores["retrained"], i).mean() - _nll(scores[c], i).mean()) / gap) for lab, i in (("forget", 1), ("holdout", 0))}
         else:
             fig["recovered_share_forget"] = {"share": None, "share_reason": "needs --original and --attacked-score loss"}
         out[state] = fig

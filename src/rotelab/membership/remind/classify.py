@@ -7,7 +7,7 @@ secondary (retained samples are easy, which inflates them).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -35,12 +35,13 @@ def assign_folds(y: np.ndarray, folds: int, seed: int) -> np.ndarray:
     return fold
 
 
-def cv_proba(X: np.ndarray, y: np.ndarray, fold: np.ndarray, C: float) -> np.ndarray:
-    """(N, 3) out-of-fold class probabilities: no sample is in both fit and score."""
+def cv_proba(X: np.ndarray, y: np.ndarray, fold: np.ndarray, C: float, *, make: "Callable[[], Any] | None" = None) -> np.ndarray:
+    """(N, 3) out-of-fold class probabilities: no sample is in both fit and score. ``make``
+    builds another scikit-learn classifier in place of REMIND's logistic regression (ablations)."""
     P = np.zeros((len(y), len(STATES)))
     for f in np.unique(fold):
         tr, te = fold != f, fold == f
-        clf = _pipeline(C).fit(X[tr], y[tr])
+        clf = (make() if make else _pipeline(C)).fit(X[tr], y[tr])
         P[np.ix_(te, clf.classes_)] = clf.predict_proba(X[te])
     return P
 
