@@ -16,6 +16,7 @@ paper's probe grid). ``--patients`` picks the per-split sample that gives that
 many patients (train + held-out). Writes ``<out>/speed-<mode>-<patients>x<samples>-s<seed>.json``.
 
     OMP_NUM_THREADS=1 ROTELAB_THREADS=1 python bench/clinical_audit.py --speed t1t2 --patients 1000 --samples 100 --seeds 0
+    python bench/clinical_audit.py --speed full --patients 1000 --samples 100 --seeds 0   # both cores: torch's 2 threads, T3 in 2 processes
 
 Not run in CI (the small cohort's model trains for minutes). Writes ``<out>/clinical_audit.json``
 and the README tables ``<out>/clinical_audit.md`` (``--table-only`` rewrites them from the JSON).
@@ -144,7 +145,7 @@ def per_split(n_train: int, n_held: int, patients: int) -> int:
     return m
 
 
-def speed(out: Path, seed: int, mode: str, patients: int, samples: int) -> dict:
+def speed(out: Path, seed: int, mode: str, patients: int, samples: int, jobs: int = -1) -> dict:
     """Wall time of one fresh ``audit()`` (see the module docstring), with what it generated."""
     import torch
 
@@ -157,9 +158,9 @@ def speed(out: Path, seed: int, mode: str, patients: int, samples: int) -> dict:
     model = train(data, out=out / f"model-{seed}", config=train_preset("small", seed=seed), progress=False)
     splits = Counter(s.split for s in read_meds(data).subjects)
     cap = per_split(splits["train"], splits["held_out"], patients)
-    base = AuditConfig(n_samples=samples, max_patients=cap, seed=seed)
+    base = AuditConfig(n_samples=samples, max_patients=cap, jobs=jobs, seed=seed)
     cfg = {"t1t2": AuditConfig(tests=("T1", "T2"), rungs=(STATIC, "20"), n_samples=samples, max_patients=cap, seed=seed),
-           "t3": AuditConfig(tests=("T3",), max_patients=cap, seed=seed), "full": base}[mode]
+           "t3": AuditConfig(tests=("T3",), max_patients=cap, jobs=jobs, seed=seed), "full": base}[mode]
     run = out / f"speed-{mode}-{patients}x{samples}-s{seed}"
     shutil.rmtree(run, ignore_errors=True)
     load0 = os.getloadavg()
@@ -177,7 +178,7 @@ def speed(out: Path, seed: int, mode: str, patients: int, samples: int) -> dict:
     tokens = sum(g["tokens"] for g in gens.values())
     n_pat = len(pq.read_table(run / "evidence" / "patients.parquet", columns=["subject_id"]))
     return {"mode": mode, "seed": seed, "tests": list(cfg.tests), "rungs": list(cfg.rungs), "samples": samples, "new_tokens": cfg.new_tokens,
-            "n_perturb": cfg.n_perturb, "probe_grid": cfg.probe_grid, "max_patients_per_split": cap, "patients": n_pat, "wall_s": round(wall, 1), "cpu_s": round(cpu, 1),
+            "n_perturb": cfg.n_perturb, "probe_grid": cfg.probe_grid, "max_patients_per_split": cap, "patients": n_pat, "wall_s": round(wall, 1), "cpu_s": round(cpu, 1), "jobs": cfg.jobs,
             "generated": gens, "continuations": sum(g["continuations"] for g in gens.values()), "tokens_generated": tokens,
             "tokens_per_s": round(tokens / wall, 1), "tokens_per_cpu_s": round(tokens / cpu, 1), "torch_threads": torch.get_num_threads(), "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
             "cpu_count": os.cpu_count(), "loadavg_before": load0, "loadavg_after": load1, "parameters": model["parameters"],
@@ -272,6 +273,7 @@ def main() -> None:
     ap.add_argument("--out", default="runs/bench-clinical")
     ap.add_argument("--speed", choices=("t1t2", "t3", "full"), default=None, help="time one fresh audit (see the module docstring) instead")
     ap.add_argument("--patients", type=int, default=1000, help="with --speed: patients audited (train + held-out)")
+    ap.add_argument("--jobs", type=int, default=-1, help="with --speed: T3 grid-search processes (-1: all cores; cpu_s counts this process only)")
     ap.add_argument("--table-only", action="store_true", help="rewrite <out>/clinical_audit.md from <out>/clinical_audit.json")
     a = ap.parse_args()
     out = Path(a.out)
@@ -282,7 +284,7 @@ def main() -> None:
 
             torch.set_num_threads(int(threads))
         for seed in a.seeds.split(","):
-            r = speed(out, int(seed), a.speed, a.patients, a.samples)
+            r = speed(out, int(seed), a.speed, a.patients, a.samples, a.jobs)
             (out / f"speed-{a.speed}-{a.patients}x{a.samples}-s{seed}.json").write_text(json.dumps(r, indent=1))
             print(json.dumps(r, indent=1))
         return

@@ -4,6 +4,7 @@ data, the privacy rules, resume and stale-run refusal, bad input before the run 
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -47,7 +48,10 @@ def test_no_patient_id_outside_the_evidence_files(micro_audit):
     run, summary = micro_audit
     ids = {str(int(s)) for s in _evidence(run, "patients.parquet")["subject_id"]}
     text = json.dumps(summary) + (run / "report.html").read_text() + (run / "summary.json").read_text()
-    assert not [s for s in ids if s in text]
+    # whole numbers only: an id's digits inside a float ("0.7410234") are not the id
+    whole = lambda t: set(re.findall(r"(?<![\d.])\d+(?![\d]|\.\d)", t))  # noqa: E731
+    assert whole('"subject": 10234, "auc": 0.7410234, "n": 12.') == {"10234", "12"}
+    assert not ids & whole(text)
     assert (run / "cache").is_dir()  # the signal cache stays in the run folder
 
 
@@ -196,8 +200,9 @@ def test_t3_probe_separates_planted_codes_and_shuffled_labels_are_at_chance(micr
     idx = np.array([i for i in range(len(cohort)) if cohort.members[i] and cohort.prompt(i, MICRO_AUDIT.t1_rung) is not None])
     X = last_token_states(lm, [cohort.prompt(int(i), MICRO_AUDIT.t1_rung)[0] for i in idx])
     y = cohort.labels["infectious"][idx]
-    m, _, _ = probe_target(X, y, fraction=0.5, grid="small", seed=0)
+    m, _, _ = probe_target(X, y, fraction=0.5, grid="small", seed=0, jobs=1)
     assert m["auroc"] == pytest.approx(inf["auroc"]) and m["auroc_ci"][0] > 0.5
+    assert probe_target(X, y, fraction=0.5, grid="small", seed=0, jobs=2)[0] == m  # the grid search in two processes: the same probe
     shuffled = [probe_target(X, np.random.default_rng(s).permutation(y), fraction=0.5, grid="small", seed=0)[0]["auroc"] for s in range(3)]
     assert 0.3 < np.mean(shuffled) < 0.7 and max(shuffled) < inf["auroc_ci"][0]
 

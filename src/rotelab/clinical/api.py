@@ -104,7 +104,7 @@ def audit(model: "LanguageModel | Path | str", data: Path | str, *, out: Path | 
         raise RotelabError(f"--rungs up to {longest} codes + [BOS] + --new-tokens {cfg.new_tokens} exceed the model's context of {lm.max_length} tokens ({getattr(lm, 'max_length_source', '')})")
     inputs = {str(p.relative_to(meds.root)): p for p in meds.files}
     options = asdict(cfg) | {"model": str(model) if isinstance(model, (str, Path)) else f"{lm.name} (in memory)", "data": str(data)}
-    with open_run(out, "clinical audit", options, seed=cfg.seed, inputs=inputs, models={"model": lm}, overwrite=overwrite, volatile=("batch_size", "show_ids", "data", "model", "evidence_quantile")) as run:
+    with open_run(out, "clinical audit", options, seed=cfg.seed, inputs=inputs, models={"model": lm}, overwrite=overwrite, volatile=("batch_size", "jobs", "show_ids", "data", "model", "evidence_quantile")) as run:
         run.note("vocabulary", vocab_source)
         if meds.left_out:
             run.note("subjects_left_out", meds.left_out)

@@ -213,7 +213,7 @@ def _probe(run: "RunFolder", lm, cohort: Cohort, cfg: AuditConfig, progress: boo
         for name, (ids, Xt, y) in targets.items():
             res[name] = []
             for frac in cfg.probe_fractions:
-                m, te, p = probe_target(Xt, y, fraction=frac, grid=cfg.probe_grid, seed=cfg.seed)
+                m, te, p = probe_target(Xt, y, fraction=frac, grid=cfg.probe_grid, seed=cfg.seed, jobs=cfg.jobs)
                 res[name].append(m)
                 if te is not None:
                     rows["patient"] += ids[te].tolist()

@@ -96,6 +96,7 @@ def audit(
     max_patients: Annotated[Optional[int], typer.Option("--max-patients", help="At most this many patients per split (seeded sample).")] = None,
     show_ids: Annotated[bool, typer.Option("--show-ids", help="Print the flagged patients' subject ids (always in the run folder's evidence/).")] = False,
     batch_size: BatchOpt = _AUDIT.batch_size,
+    jobs: Annotated[int, typer.Option("--jobs", help="T3 grid-search processes (-1: all cores); the result does not depend on it.")] = _AUDIT.jobs,
     seed: SeedOpt = 0,
 ):
     """Audit an EHR foundation model: T1 trajectory, T2 sensitive attribute, T3 embedding probe, T4 membership, T5 perturbation, T6 subgroups."""
@@ -106,6 +107,6 @@ def audit(
                   temperature=temperature, top_p=top_p, t1_rung=headline_rung, p_th=p_th, t1_quantile=t1_quantile, n_perturb=perturb_samples,
                   embeddings=embeddings, time_weighting=not no_time_weighting, probe_grid=probe_grid, probe_fractions=_floats("--probe-fractions", probe_fractions),
                   support_lift=support_lift, support_min=support_min, evidence_quantile=evidence_quantile, sensitive=parse_sensitive(sensitive) if sensitive else _AUDIT.sensitive,
-                  subgroups=tuple(subgroup or ()), small_cell=small_cell, max_patients=max_patients, show_ids=show_ids, batch_size=batch_size, seed=seed)
+                  subgroups=tuple(subgroup or ()), small_cell=small_cell, max_patients=max_patients, show_ids=show_ids, batch_size=batch_size, jobs=jobs, seed=seed)
     out = run.out_dir("clinical audit")
     emit_run(api.audit(model.path, data, out=out, config=cfg, load=model.load_options(), overwrite=run.overwrite, progress=run.progress), run, out)

@@ -132,6 +132,7 @@ class AuditConfig:
     max_patients: int | None = None  # per split (train, held_out), seeded sample
     show_ids: bool = False  # patient ids in the result (stdout); the evidence files always hold them
     batch_size: int = 512  # decoded rows (prompt x continuation) per batch
+    jobs: int = -1  # T3 grid search processes (joblib n_jobs; -1: all cores); results do not depend on it
     seed: int = 0
 
     def check(self) -> "AuditConfig":
@@ -162,6 +163,8 @@ class AuditConfig:
             raise RotelabError(f"--k must be in (0, 1]; got {self.min_k}")
         if self.embeddings not in ("model", "descriptions", "auto"):
             raise RotelabError(f"--embeddings must be model, descriptions or auto; got '{self.embeddings}'")
+        if not (self.jobs == -1 or self.jobs >= 1):
+            raise RotelabError(f"--jobs must be -1 (all cores) or >= 1; got {self.jobs}")
         if self.probe_grid not in ("paper", "small"):
             raise RotelabError(f"--probe-grid must be paper or small; got '{self.probe_grid}'")
         if not self.probe_fractions or any(not 0 < f < 1 for f in self.probe_fractions):

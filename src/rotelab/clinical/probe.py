@@ -45,9 +45,10 @@ def last_token_states(lm: "HFLanguageModel", prompts: list[list[int]], *, batch_
     return np.stack(map_sorted(run, prompts, batch_size=batch_size)) if prompts else np.zeros((0, 1))
 
 
-def probe_target(X: np.ndarray, y: np.ndarray, *, fraction: float, grid: str, seed: int) -> tuple[dict[str, Any], np.ndarray | None, np.ndarray | None]:
+def probe_target(X: np.ndarray, y: np.ndarray, *, fraction: float, grid: str, seed: int, jobs: int = 1) -> tuple[dict[str, Any], np.ndarray | None, np.ndarray | None]:
     """Train a probe on ``fraction`` of (X, y), score the rest. Returns (metrics, test rows, test scores);
-    metrics hold ``reason`` (and no scores) when a class is too small to split and cross-validate."""
+    metrics hold ``reason`` (and no scores) when a class is too small to split and cross-validate.
+    ``jobs``: the grid search's processes (joblib ``n_jobs``; -1 all cores); every fit is seeded, so the result does not depend on it."""
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.metrics import average_precision_score, balanced_accuracy_score, f1_score, precision_score, recall_score, roc_auc_score
     from sklearn.model_selection import GridSearchCV, train_test_split
@@ -63,7 +64,7 @@ def probe_target(X: np.ndarray, y: np.ndarray, *, fraction: float, grid: str, se
         return base | {"reason": f"a class has too few patients to train on {fraction:g} with 3-fold CV ({n_pos} positive of {n})"}, None, None
     tr, te = train_test_split(rows, train_size=fraction, random_state=seed, stratify=y)
     pipe = Pipeline([("scale", StandardScaler()), ("mlp", MLPClassifier(random_state=seed))])
-    search = GridSearchCV(pipe, PAPER_GRID if grid == "paper" else SMALL_GRID, cv=3, scoring="f1_weighted", n_jobs=1)
+    search = GridSearchCV(pipe, PAPER_GRID if grid == "paper" else SMALL_GRID, cv=3, scoring="f1_weighted", n_jobs=jobs)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         warnings.simplefilter("ignore", UserWarning)
